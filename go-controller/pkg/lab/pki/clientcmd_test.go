@@ -1,9 +1,7 @@
-
-// These checks use client-go's own kubeconfig loader. They sit behind a build
-// tag only because go.sum does not yet list client-go's transitive
-// dependencies; once it does, drop the tag.
-
 package pki
+
+// These checks use client-go's own kubeconfig loader, the one every
+// component of the lab reads our files with.
 
 import (
 	"os"
