@@ -1,0 +1,51 @@
+# kovn — build, lab, tests. `make lab` and `make test` are the two commands
+# a fresh Debian 12 machine (as root) needs; both install what they use.
+
+GO        ?= go
+BIN       := _output/bin
+KOVN_LAB  := $(BIN)/kovn-lab
+export KOVN_CACHE     ?= /var/cache/kovn
+export KOVN_LAB_STATE ?= /var/lib/kovn-lab
+
+.PHONY: all build deps lab lab-down test test-unit test-e2e generate bench clean
+
+all: build
+
+# Every kovn binary, static, into _output/bin.
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./go-controller/cmd/...
+
+# Debian packages (one list, in go-controller/pkg/lab/deps.go) and the
+# Kubernetes binaries (cached in $(KOVN_CACHE), built once per version).
+deps: build
+	$(KOVN_LAB) deps
+	$(KOVN_LAB) build-k8s
+
+# A 3-node lab from nothing, then its status.
+lab: deps
+	$(KOVN_LAB) up --skip-deps
+	$(KOVN_LAB) status
+
+lab-down: build
+	$(KOVN_LAB) down
+
+# Unit and integration tests (real ovsdb-server and ovn-northd), then the
+# end-to-end suite in a lab.
+test: deps test-unit test-e2e
+
+test-unit:
+	KOVN_REQUIRE_OVN=1 $(GO) test -count=1 ./go-controller/...
+
+# Uses the running lab when there is one (and leaves it up); otherwise
+# brings one up, runs the suite and takes it down, checking nothing is left.
+test-e2e: build
+	./test/e2e/run.sh
+
+generate:
+	$(GO) generate ./go-controller/pkg/ovsdb/...
+
+bench:
+	@echo "make bench: no scenarios yet (see docs/benchmarks.md)"; exit 1
+
+clean:
+	rm -rf _output

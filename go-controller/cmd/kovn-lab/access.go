@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/urfave/cli/v2"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/probe"
+)
+
+func load(c *cli.Context) (*lab.Lab, error) { return lab.Load(c.String("state-dir")) }
+
+func envCommand() *cli.Command {
+	return &cli.Command{Name: "env", Usage: "print KEY=value lines describing the lab (eval-able)", Action: func(c *cli.Context) error {
+		l, err := load(c)
+		if err != nil {
+			return err
+		}
+		for _, kv := range l.Env() {
+			fmt.Println(kv)
+		}
+		return nil
+	}}
+}
+
+func kubectlCommand() *cli.Command {
+	return &cli.Command{Name: "kubectl", Usage: "run kubectl against the lab", SkipFlagParsing: true, Action: func(c *cli.Context) error {
+		l, err := load(c)
+		if err != nil {
+			return err
+		}
+		bin := l.KubectlPath()
+		env := append(os.Environ(), "KUBECONFIG="+l.KubeconfigPath())
+		return syscall.Exec(bin, append([]string{"kubectl"}, c.Args().Slice()...), env)
+	}}
+}
+
+func execCommand() *cli.Command {
+	return &cli.Command{
+		Name: "exec", Usage: "run a host command inside NS/POD's network namespace, in host:NODE, host:cp or external",
+		ArgsUsage: "TARGET -- CMD...", SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) < 2 {
+				return fmt.Errorf("usage: kovn-lab exec TARGET -- CMD...")
+			}
+			target, cmdArgs := args[0], args[1:]
+			if cmdArgs[0] == "--" {
+				cmdArgs = cmdArgs[1:]
+			}
+			if len(cmdArgs) == 0 {
+				return fmt.Errorf("no command given")
+			}
+			l, err := load(c)
+			if err != nil {
+				return err
+			}
+			t, err := l.ResolveTarget(c.Context, target)
+			if err != nil {
+				return err
+			}
+			argv := append(append([]string(nil), t.Enter...), cmdArgs...)
+			path, err := exec.LookPath(argv[0])
+			if err != nil {
+				return err
+			}
+			return syscall.Exec(path, argv, os.Environ())
+		},
+	}
+}
+
+func probeCommand() *cli.Command {
+	return &cli.Command{
+		Name: "probe", Usage: "connect to a test server from a lab place; exit 0 only if it answered",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Required: true, Usage: "NS/POD, host:NODE, host:cp or external"},
+			&cli.StringFlag{Name: "to", Required: true, Usage: "ADDR:PORT"},
+			&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second},
+		},
+		Action: func(c *cli.Context) error {
+			l, err := load(c)
+			if err != nil {
+				return err
+			}
+			t, err := l.ResolveTarget(c.Context, c.String("from"))
+			if err != nil {
+				return err
+			}
+			var raw string
+			err = ns.WithNetNSPath(t.NetNS, func(ns.NetNS) error {
+				var perr error
+				_, raw, perr = probe.Probe(context.Background(), c.String("proto"), c.String("to"), c.Duration("timeout"))
+				return perr
+			})
+			if err != nil {
+				return fmt.Errorf("probe %s %s from %s: %w", c.String("proto"), c.String("to"), t.Desc, err)
+			}
+			fmt.Println(strings.TrimSpace(raw))
+			return nil
+		},
+	}
+}
+
+func componentCommand(verb string) *cli.Command {
+	return &cli.Command{
+		Name: verb, ArgsUsage: "COMPONENT...",
+		Usage: verb + " lab components: controller, controller:N, node:NODE, kubelet:NODE, ovn-controller:NODE, ovs:NODE, containerd:NODE, nb, sb, northd, apiserver, etcd, …",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "TERM or KILL (stop and restart)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long to wait before SIGKILL"},
+		},
+		Action: func(c *cli.Context) error {
+			l, err := load(c)
+			if err != nil {
+				return err
+			}
+			sig := syscall.SIGTERM
+			switch strings.ToUpper(c.String("signal")) {
+			case "TERM", "SIGTERM":
+			case "KILL", "SIGKILL", "9":
+				sig = syscall.SIGKILL
+			default:
+				return fmt.Errorf("--signal must be TERM or KILL")
+			}
+			if c.NArg() == 0 {
+				return fmt.Errorf("name a component; known: %s", strings.Join(l.Supervisor().Names(), ", "))
+			}
+			sup := l.Supervisor()
+			for _, arg := range c.Args().Slice() {
+				if strings.HasPrefix(arg, "-") {
+					return fmt.Errorf("flags go before the components: kovn-lab %s %s COMPONENT…", verb, arg)
+				}
+			}
+			for _, arg := range c.Args().Slice() {
+				names, err := l.ExpandComponent(arg)
+				if err != nil {
+					return err
+				}
+				for _, n := range names {
+					if verb != "start" {
+						if err := sup.Stop(n, sig, c.Duration("grace")); err != nil {
+							return err
+						}
+					}
+					if verb != "stop" {
+						if err := sup.Start(n); err != nil {
+							return err
+						}
+					}
+					fmt.Printf("%s: %s\n", n, verb)
+				}
+			}
+			return nil
+		},
+	}
+}

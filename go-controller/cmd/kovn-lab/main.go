@@ -1,0 +1,116 @@
+// kovn-lab runs a whole Kubernetes + OVN cluster on one Linux machine, as
+// root and without containers, for kovn's demos, end-to-end tests and
+// benchmarks. See docs/lab.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/k8sbuild"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-lab:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "kovn-lab",
+		Usage: "a real multi-node Kubernetes + OVN cluster on one machine",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/kovn-lab", EnvVars: []string{"KOVN_LAB_STATE"}, Usage: "where the lab keeps everything it makes"},
+			&cli.StringFlag{Name: "cache-dir", Value: "/var/cache/kovn", EnvVars: []string{"KOVN_CACHE"}, Usage: "build outputs kept across labs (Kubernetes binaries, images)"},
+		},
+		Commands: []*cli.Command{
+			upCommand(),
+			{Name: "down", Usage: "stop everything and remove every trace of the lab", Action: func(c *cli.Context) error {
+				return lab.Down(c.String("state-dir"), os.Stdout)
+			}},
+			{Name: "status", Usage: "components, chassis and node readiness; exit 1 when unhealthy", Action: func(c *cli.Context) error {
+				l, err := lab.Load(c.String("state-dir"))
+				if err != nil {
+					return err
+				}
+				return l.WriteStatus(c.Context, os.Stdout)
+			}},
+			envCommand(),
+			kubectlCommand(),
+			execCommand(),
+			probeCommand(),
+			componentCommand("stop"),
+			componentCommand("start"),
+			componentCommand("restart"),
+			{Name: "deps", Usage: "install the Debian packages the lab and tests need (idempotent)", Action: func(c *cli.Context) error {
+				return lab.InstallPackages(lab.Packages(), os.Stdout)
+			}},
+			{Name: "build-k8s", Usage: "build and cache the Kubernetes binaries; prints their directory", Action: func(c *cli.Context) error {
+				v, err := k8sbuild.VersionFromClientGo()
+				if err != nil {
+					return err
+				}
+				dir, err := k8sbuild.Ensure(c.String("cache-dir"), v, os.Stderr)
+				if err == nil {
+					fmt.Println(dir)
+				}
+				return err
+			}},
+			{
+				Name: "portal", Hidden: true, Usage: "forward a loopback port to an address inside a network namespace",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "listen", Required: true},
+					&cli.StringFlag{Name: "netns", Required: true},
+					&cli.StringFlag{Name: "target", Required: true},
+				},
+				Action: func(c *cli.Context) error {
+					return lab.RunPortal(c.Context, c.String("listen"), c.String("netns"), c.String("target"))
+				},
+			},
+		},
+	}
+}
+
+func upCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "bring the lab up (or start what is not running in an existing one)",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "worker hosts"},
+			&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay"},
+			&cli.StringFlag{Name: "portal", Value: "127.0.0.1:16443", Usage: "loopback address that forwards to the API server"},
+			&cli.StringFlag{Name: "bin-dir", Usage: "kovn binaries (default: the directory of kovn-lab)"},
+			&cli.BoolFlag{Name: "skip-deps", Usage: "do not check or install Debian packages"},
+		},
+		Action: func(c *cli.Context) error {
+			version, err := k8sbuild.VersionFromClientGo()
+			if err != nil {
+				return err
+			}
+			binDir := c.String("bin-dir")
+			if binDir == "" {
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				binDir = filepath.Dir(self)
+			}
+			_, err = lab.Up(c.Context, lab.Config{
+				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir,
+				Nodes: c.Int("nodes"), Mode: c.String("mode"), K8sVersion: version, PortalAddr: c.String("portal"),
+			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
+			return err
+		},
+	}
+}

@@ -1,0 +1,170 @@
+// Package k8sbuild builds the Kubernetes binaries the lab runs, from the Go
+// module proxy, at the version that matches the client-go kovn is built
+// with, and caches them outside the repository.
+package k8sbuild
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+)
+
+// Targets are the packages built, in one `go build` so they share work.
+func Targets() []string {
+	return []string{
+		"k8s.io/kubernetes/cmd/kube-apiserver",
+		"k8s.io/kubernetes/cmd/kube-controller-manager",
+		"k8s.io/kubernetes/cmd/kube-scheduler",
+		"k8s.io/kubernetes/cmd/kubelet",
+		"k8s.io/kubernetes/cmd/kubectl",
+		"k8s.io/kubernetes/test/images/agnhost",
+	}
+}
+
+// VersionFromClientGo maps the client-go module version kovn is built
+// with (v0.Y.Z) to the Kubernetes release (v1.Y.Z). That one pin in go.mod
+// decides the version of the whole lab.
+func VersionFromClientGo() (string, error) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", fmt.Errorf("no build information in this binary")
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "k8s.io/client-go" {
+			return KubernetesVersion(d.Version)
+		}
+	}
+	return "", fmt.Errorf("this binary is not built with k8s.io/client-go")
+}
+
+var stagingVersion = regexp.MustCompile(`^v0\.(\d+)\.(\d+)$`)
+
+// KubernetesVersion turns a staging module version into the release.
+func KubernetesVersion(staging string) (string, error) {
+	m := stagingVersion.FindStringSubmatch(staging)
+	if m == nil {
+		return "", fmt.Errorf("client-go version %q is not a release (v0.Y.Z)", staging)
+	}
+	return "v1." + m[1] + "." + m[2], nil
+}
+
+// BinDir is where the binaries of a version are cached.
+func BinDir(cacheDir, version string) string {
+	return filepath.Join(cacheDir, "k8s", version, "bin")
+}
+
+// Ensure builds the binaries unless the cache already holds them.
+func Ensure(cacheDir, version string, log io.Writer) (string, error) {
+	bin := BinDir(cacheDir, version)
+	stamp := filepath.Join(bin, ".complete")
+	if _, err := os.Stat(stamp); err == nil {
+		return bin, nil
+	}
+	src := filepath.Join(cacheDir, "k8s", version, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := writeScratchModule(src, version); err != nil {
+		return "", err
+	}
+	args := append([]string{"build", "-trimpath", "-ldflags", ldflags(version), "-o", bin + "/"}, Targets()...)
+	fmt.Fprintf(log, "building Kubernetes %s binaries into %s (a cold build takes several minutes)\n", version, bin)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = src
+	// The scratch module records only what it requires; -mod=mod lets the
+	// go command add the checksums of everything the targets import.
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build in %s: %w", src, err)
+	}
+	return bin, os.WriteFile(stamp, []byte(version+"\n"), 0o644)
+}
+
+// ldflags stamps the real version: binaries built from the module proxy
+// otherwise say v0.0.0-master, and version-gated behaviour (and upstream
+// e2e skips) would misfire.
+func ldflags(version string) string {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	var fl []string
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		fl = append(fl,
+			"-X "+pkg+".gitVersion="+version,
+			"-X "+pkg+".gitMajor="+parts[0],
+			"-X "+pkg+".gitMinor="+parts[1],
+			"-X "+pkg+".gitTreeState=clean")
+	}
+	return "-s -w " + strings.Join(fl, " ")
+}
+
+// writeScratchModule writes a module that requires k8s.io/kubernetes and
+// replaces every staging module with its published v0.Y.Z, the same list
+// kubernetes' own go.mod replaces with ./staging paths.
+func writeScratchModule(dir, version string) error {
+	modFile, err := downloadGoMod("k8s.io/kubernetes", version, dir)
+	if err != nil {
+		return err
+	}
+	staging, err := stagingModules(modFile)
+	if err != nil {
+		return err
+	}
+	sv := "v0." + strings.TrimPrefix(version, "v1.")
+	if !stagingVersion.MatchString(sv) {
+		return fmt.Errorf("cannot derive the staging version from %s", version)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "module kovn.local/k8sbuild\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\n", version)
+	for _, s := range staging {
+		fmt.Fprintf(&b, "replace %s => %s %s\n", s, s, sv)
+	}
+	path := filepath.Join(dir, "go.mod")
+	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
+		return nil // keep the go.sum the last build filled in
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// downloadGoMod fetches a module's go.mod through the module proxy.
+func downloadGoMod(module, version, dir string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s@%s: %w", module, version, err)
+	}
+	re := regexp.MustCompile(`"GoMod":\s*"([^"]+)"`)
+	m := re.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("go mod download %s@%s: no GoMod in %s", module, version, out)
+	}
+	return string(m[1]), nil
+}
+
+var stagingReplace = regexp.MustCompile(`^\s*(?:replace\s+)?(k8s\.io/[a-z0-9-]+)\s+=>\s+\./staging/`)
+
+func stagingModules(goMod string) ([]string, error) {
+	f, err := os.Open(goMod)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var mods []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := stagingReplace.FindStringSubmatch(sc.Text()); m != nil {
+			mods = append(mods, m[1])
+		}
+	}
+	if len(mods) == 0 {
+		return nil, fmt.Errorf("%s: no staging replacements found", goMod)
+	}
+	return mods, sc.Err()
+}

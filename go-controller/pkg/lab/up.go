@@ -1,0 +1,310 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/k8sbuild"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/supervise"
+)
+
+// UpOptions are the parts of `up` that are not the lab's shape.
+type UpOptions struct {
+	SkipDeps bool
+	Out      io.Writer
+}
+
+// Up brings the lab up: a new one from nothing, or, when the state says
+// it exists, whichever of its processes are not running.
+func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
+	out := opts.Out
+	if !opts.SkipDeps {
+		if err := InstallPackages(Packages(), out); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := k8sbuild.Ensure(cfg.CacheDir, cfg.K8sVersion, out); err != nil {
+		return nil, err
+	}
+	if existing, err := Load(cfg.StateDir); err == nil {
+		fmt.Fprintln(out, "lab exists: starting what is not running")
+		if err := existing.startControlPlane(ctx); err != nil {
+			return existing, err
+		}
+		return existing, existing.startStopped(ctx)
+	}
+	if len(labNetNamespaces()) > 0 {
+		fmt.Fprintln(out, "removing what an earlier lab left behind")
+		if err := Down(cfg.StateDir, out); err != nil {
+			return nil, err
+		}
+	}
+	l, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	step := func(what string, f func() error) error {
+		t := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		fmt.Fprintf(out, "  %-28s %6.1fs\n", what, time.Since(t).Seconds())
+		return nil
+	}
+	for _, n := range l.NodeNames {
+		if err := os.MkdirAll(l.nodeDir(n), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// Save first: from here on `down` can find everything by the state.
+	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := step("network", l.setupNetwork); err != nil {
+		return l, err
+	}
+	if err := step("images", l.buildImages); err != nil {
+		return l, err
+	}
+	if err := step("control plane", func() error { return l.startControlPlane(ctx) }); err != nil {
+		return l, err
+	}
+	if err := step("hosts", func() error { return l.startNodes() }); err != nil {
+		return l, err
+	}
+	if err := l.save(); err != nil {
+		return l, err
+	}
+	if err := step("registration", func() error { return l.waitRegistered(ctx, 3*time.Minute) }); err != nil {
+		return l, err
+	}
+	fmt.Fprintf(out, "lab up in %.1fs: %d nodes, %s mode\n", time.Since(start).Seconds(), len(l.NodeNames), l.Mode)
+	return l, nil
+}
+
+func (l *Lab) startControlPlane(ctx context.Context) error {
+	b, err := l.ensurePKI()
+	if err != nil {
+		return err
+	}
+	ovn, err := l.ovnCentralSpecs()
+	if err != nil {
+		return err
+	}
+	specs := append(append(l.controlPlaneSpecs(b), ovn...), l.externalSpecs()...)
+	for _, spec := range specs {
+		if err := l.sup.Ensure(spec); err != nil {
+			return err
+		}
+		if err := l.waitComponent(ctx, spec.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitComponent blocks until a just-started component answers.
+func (l *Lab) waitComponent(ctx context.Context, name string) error {
+	alive := func(check func() error) func() error {
+		return func() error {
+			if !l.sup.Status(name).Running {
+				return fmt.Errorf("%s exited; see %s", name, l.sup.LogPath(name))
+			}
+			return check()
+		}
+	}
+	switch name {
+	case "etcd":
+		return waitFor(name, 30*time.Second, alive(func() error {
+			return dialCheck(ctx, NetNSPath("cp"), "127.0.0.1:2379")
+		}))
+	case "portal":
+		// The portal is how we reach the API server: wait for both.
+		return waitFor("apiserver through the portal", 90*time.Second, alive(func() error {
+			cs, err := l.Client()
+			if err != nil {
+				return err
+			}
+			_, err = cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			return err
+		}))
+	case "nb", "sb":
+		sock := l.NBSocket()
+		if name == "sb" {
+			sock = l.SBSocket()
+		}
+		return waitFor(name, 20*time.Second, alive(func() error {
+			c, err := net.DialTimeout("unix", sock, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}))
+	}
+	return nil
+}
+
+func dialCheck(ctx context.Context, netns, addr string) error {
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := DialInNetNS(dctx, netns, "tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// startNodes brings the workers up in parallel: each is independent and
+// most of the time goes into waiting for daemons.
+func (l *Lab) startNodes() error {
+	b, err := l.ensurePKI()
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(l.NodeNames))
+	var wg sync.WaitGroup
+	for i, n := range l.NodeNames {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.setupNodeFS(n); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n, err)
+				return
+			}
+			errs[i] = l.bringUpNode(n, b)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRegistered waits until every kubelet registered its Node and every
+// host's ovn-controller registered its chassis in SB.
+func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
+	cs, err := l.Client()
+	if err != nil {
+		return err
+	}
+	return waitFor("nodes and chassis", timeout, func() error {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, n := range nodes.Items {
+			have[n.Name] = true
+		}
+		chassis, err := l.Chassis()
+		if err != nil {
+			return err
+		}
+		for _, n := range l.NodeNames {
+			if !have[n] {
+				return fmt.Errorf("node %s not registered", n)
+			}
+			if _, ok := chassis[n]; !ok {
+				return fmt.Errorf("chassis %s not in SB", n)
+			}
+		}
+		return nil
+	})
+}
+
+// startStopped restarts whatever component of an existing lab is not running.
+func (l *Lab) startStopped(ctx context.Context) error {
+	for _, name := range startOrder(l.sup.Names()) {
+		if l.sup.Status(name).Running {
+			continue
+		}
+		if err := l.sup.Start(name); err != nil {
+			return err
+		}
+	}
+	return l.waitRegistered(ctx, 2*time.Minute)
+}
+
+// startOrder sorts component names so that each starts after what it
+// needs (etcd before the API server, OVS before ovn-controller, …).
+func startOrder(names []string) []string {
+	rank := map[string]int{"etcd": 0, "apiserver": 1, "portal": 2, "controller-manager": 3, "scheduler": 4,
+		"nb": 5, "sb": 6, "northd": 7, "ovsdb-server": 8, "ovs-vswitchd": 9, "ovn-controller": 10,
+		"containerd": 11, "kubelet": 12, "kovn-controller": 13, "kovn-node": 14, "test-server": 15}
+	r := func(n string) int {
+		base, _, _ := strings.Cut(n, ":")
+		if v, ok := rank[base]; ok {
+			return v
+		}
+		return len(rank)
+	}
+	out := append([]string(nil), names...)
+	sort.SliceStable(out, func(i, j int) bool { return r(out[i]) < r(out[j]) })
+	return out
+}
+
+// nodeReady reads the Ready condition of a Node.
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Components lists the lab's processes with their state.
+func (l *Lab) Components() []supervise.Status {
+	var out []supervise.Status
+	for _, n := range l.sup.Names() {
+		out = append(out, l.sup.Status(n))
+	}
+	return out
+}
+
+// ExpandComponent maps the names operators use (`controller`, `node:X`,
+// `ovs:X`) to the lab's processes.
+func (l *Lab) ExpandComponent(name string) ([]string, error) {
+	all := l.sup.Names()
+	var out []string
+	switch {
+	case name == "controller":
+		for _, n := range all {
+			if strings.HasPrefix(n, "kovn-controller") {
+				out = append(out, n)
+			}
+		}
+	case strings.HasPrefix(name, "controller:"):
+		out = []string{"kovn-" + name}
+	case strings.HasPrefix(name, "node:"):
+		out = []string{"kovn-" + name}
+	case strings.HasPrefix(name, "ovs:"):
+		host := strings.TrimPrefix(name, "ovs:")
+		out = []string{"ovsdb-server:" + host, "ovs-vswitchd:" + host}
+	default:
+		out = []string{name}
+	}
+	for _, n := range out {
+		if _, err := l.sup.Spec(n); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no component matches %q", name)
+	}
+	return out, nil
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suite. A lab that is already up is used and left up;
+# otherwise one is brought up for the run and taken down afterwards, and the
+# teardown itself is checked (kovn-lab down fails if anything is left).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+lab=_output/bin/kovn-lab
+own=0
+if ! $lab status >/dev/null 2>&1; then
+  own=1
+  start=$(date +%s)
+  $lab up --skip-deps
+  echo "kovn-lab up took $(( $(date +%s) - start ))s"
+fi
+rc=0
+KOVN_E2E=1 go test -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log || rc=$?
+if [ "$own" = 1 ]; then
+  if [ "$rc" != 0 ]; then
+    $lab status || true
+  fi
+  $lab down
+fi
+exit "$rc"
