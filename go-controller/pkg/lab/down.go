@@ -42,8 +42,39 @@ func Down(stateDir string, out io.Writer) error {
 	if err := os.RemoveAll(stateDir); err != nil {
 		return err
 	}
+	if left := Leftovers(stateDir); len(left) > 0 {
+		return fmt.Errorf("down left something behind: %s", strings.Join(left, "; "))
+	}
 	fmt.Fprintln(out, "lab is down")
 	return nil
+}
+
+// Leftovers lists whatever of a lab is still on the machine: processes,
+// network namespaces, mounts, cgroups, the state directory.
+func Leftovers(stateDir string) []string {
+	var left []string
+	for _, p := range labPids(stateDir) {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		left = append(left, fmt.Sprintf("process %d (%s)", p, strings.TrimSpace(string(cmd))))
+	}
+	for _, ns := range labNetNamespaces() {
+		left = append(left, "network namespace "+ns)
+	}
+	for _, m := range mountPoints() {
+		if m == stateDir || strings.HasPrefix(m, stateDir+"/") {
+			left = append(left, "mount "+m)
+		}
+	}
+	for _, ctrl := range cgroupControllers() {
+		cgs, _ := filepath.Glob(filepath.Join(ctrl, nsPrefix+"*"))
+		for _, cg := range cgs {
+			left = append(left, "cgroup "+cg)
+		}
+	}
+	if _, err := os.Stat(stateDir); err == nil {
+		left = append(left, "directory "+stateDir)
+	}
+	return left
 }
 
 // killLabProcesses kills, until none is left, every process that lives in
