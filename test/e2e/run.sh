@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs the end-to-end suite. A lab that is already up is used and left up;
-# otherwise one is brought up for the run and taken down afterwards, and the
-# teardown itself is checked (kovn-lab down fails if anything is left).
+# Runs the end-to-end suite. A healthy lab that is already up is used and
+# left up (a developer's); otherwise — and always in CI — a fresh lab is
+# brought up for the run and taken down afterwards, and the teardown itself
+# is checked (kovn-lab down fails if anything is left behind).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lab=_output/bin/kovn-lab
 own=0
-if ! $lab status >/dev/null 2>&1; then
+if [ "${CI:-}" = true ] || ! $lab status >/dev/null 2>&1; then
   own=1
+  $lab down
   start=$(date +%s)
   $lab up --skip-deps
   echo "kovn-lab up took $(( $(date +%s) - start ))s"

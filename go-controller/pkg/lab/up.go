@@ -36,14 +36,14 @@ func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 	if _, err := k8sbuild.Ensure(cfg.CacheDir, cfg.K8sVersion, out); err != nil {
 		return nil, err
 	}
-	if existing, err := Load(cfg.StateDir); err == nil {
+	if existing, err := Load(cfg.StateDir); err == nil && existing.intact() {
 		fmt.Fprintln(out, "lab exists: starting what is not running")
 		if err := existing.startControlPlane(ctx); err != nil {
 			return existing, err
 		}
 		return existing, existing.startStopped(ctx)
 	}
-	if len(labNetNamespaces()) > 0 {
+	if _, err := os.Stat(cfg.StateDir); err == nil || len(labNetNamespaces()) > 0 {
 		fmt.Fprintln(out, "removing what an earlier lab left behind")
 		if err := Down(cfg.StateDir, out); err != nil {
 			return nil, err
@@ -224,6 +224,22 @@ func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 		}
 		return nil
 	})
+}
+
+// intact reports whether the lab's namespaces still exist (a reboot, or a
+// partial down, loses them; then only a fresh lab will do).
+func (l *Lab) intact() bool {
+	for _, h := range append([]string{"ul", "cp", "ext"}, l.NodeNames...) {
+		if !netnsExists(h) {
+			return false
+		}
+	}
+	for _, n := range l.NodeNames {
+		if !isMountPoint(l.MountNSPath(n)) {
+			return false
+		}
+	}
+	return true
 }
 
 // startStopped restarts whatever component of an existing lab is not running.

@@ -1,0 +1,87 @@
+package lab
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/supervise"
+)
+
+func TestStartOrder(t *testing.T) {
+	in := []string{"kubelet:node1", "apiserver", "ovn-controller:node1", "etcd", "containerd:node1", "ovsdb-server:node1", "nb", "test-server:external", "portal", "ovs-vswitchd:node1"}
+	want := []string{"etcd", "apiserver", "portal", "nb", "ovsdb-server:node1", "ovs-vswitchd:node1", "ovn-controller:node1", "containerd:node1", "kubelet:node1", "test-server:external"}
+	if got := startOrder(in); !reflect.DeepEqual(got, want) {
+		t.Fatalf("startOrder:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestExpandComponent(t *testing.T) {
+	l, err := New(Config{StateDir: t.TempDir(), Nodes: 2, Mode: "overlay", PortalAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"kubelet:node1", "ovsdb-server:node2", "ovs-vswitchd:node2", "nb", "kovn-controller:0", "kovn-controller:1", "kovn-node:node1"} {
+		if err := l.Supervisor().Register(supervise.Spec{Name: n, Argv: []string{"true"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := map[string][]string{
+		"ovs:node2":    {"ovsdb-server:node2", "ovs-vswitchd:node2"},
+		"controller":   {"kovn-controller:0", "kovn-controller:1"},
+		"controller:1": {"kovn-controller:1"},
+		"node:node1":   {"kovn-node:node1"},
+		"nb":           {"nb"},
+	}
+	for in, want := range cases {
+		got, err := l.ExpandComponent(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ExpandComponent(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"ovs:node9", "sb", "node:node3"} {
+		if _, err := l.ExpandComponent(bad); err == nil {
+			t.Errorf("ExpandComponent(%q) should fail", bad)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, cfg := range []Config{
+		{Nodes: 0, Mode: "overlay", PortalAddr: "127.0.0.1:1"},
+		{Nodes: 3, Mode: "bridged", PortalAddr: "127.0.0.1:1"},
+		{Nodes: 3, Mode: "overlay", PortalAddr: "nope"},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) should fail", cfg)
+		}
+	}
+	l, err := New(Config{StateDir: "/x", Nodes: 3, Mode: "underlay", PortalAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(l.NodeNames, []string{"node1", "node2", "node3"}) || l.NodeIPs["node3"] != "172.18.0.13" {
+		t.Fatalf("nodes %v ips %v", l.NodeNames, l.NodeIPs)
+	}
+	env := strings.Join(l.Env(), "\n")
+	for _, want := range []string{"LAB_NODES='node1 node2 node3'", "LAB_NODE_IPS='172.18.0.11 172.18.0.12 172.18.0.13'", "LAB_MODE=underlay", "OVN_NB_DB=unix:/x/ovn/nb.sock", "EXTERNAL_IP=172.19.0.10"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %s:\n%s", want, env)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/a\040b/c`); got != "/a b/c" {
+		t.Fatalf("got %q", got)
+	}
+	if got := unescapeMount("/plain"); got != "/plain" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestBindDirName(t *testing.T) {
+	if got := bindDirName("/var/lib/kubelet"); got != "var-lib-kubelet" {
+		t.Fatalf("got %q", got)
+	}
+}
