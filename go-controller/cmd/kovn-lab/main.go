@@ -92,6 +92,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "portal", Value: "127.0.0.1:16443", Usage: "loopback address that forwards to the API server"},
 			&cli.StringFlag{Name: "bin-dir", Usage: "kovn binaries (default: the directory of kovn-lab)"},
 			&cli.BoolFlag{Name: "skip-deps", Usage: "do not check or install Debian packages"},
+			&cli.StringFlag{Name: "manifests", Usage: "kovn's dist/manifests (default: found from the binary's location in a checkout)"},
 		},
 		Action: func(c *cli.Context) error {
 			version, err := k8sbuild.VersionFromClientGo()
@@ -106,8 +107,16 @@ func upCommand() *cli.Command {
 				}
 				binDir = filepath.Dir(self)
 			}
+			manifests := c.String("manifests")
+			if manifests == "" {
+				manifests = filepath.Join(binDir, "..", "..", "dist", "manifests")
+			}
+			if _, err := os.Stat(manifests); err != nil {
+				return fmt.Errorf("kovn manifests not found at %s (--manifests)", manifests)
+			}
+			manifests, _ = filepath.Abs(manifests)
 			_, err = lab.Up(c.Context, lab.Config{
-				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir,
+				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests,
 				Nodes: c.Int("nodes"), Mode: c.String("mode"), K8sVersion: version, PortalAddr: c.String("portal"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err

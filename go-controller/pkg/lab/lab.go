@@ -29,6 +29,8 @@ type Config struct {
 	Mode       string // overlay or underlay
 	K8sVersion string // e.g. v1.34.2, matching the client-go we are built with
 	PortalAddr string // loopback address in the root namespace that forwards to the API server
+	// ManifestDir holds kovn's manifests (dist/manifests); RBAC comes from there.
+	ManifestDir string
 }
 
 // Underlay addressing. The lab owns these ranges only inside its own

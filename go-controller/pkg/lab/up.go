@@ -111,7 +111,7 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return l.startKovn(ctx, b)
 }
 
 // waitComponent blocks until a just-started component answers.

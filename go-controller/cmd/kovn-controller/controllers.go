@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/namespace"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/node"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/pod"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/queue"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
+	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
+)
+
+// runControllers runs while this replica leads: caches first, then each
+// controller's start-up reconciliation, then the workers.
+func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.Interface, reg prometheus.Registerer, ready *atomic.Bool) error {
+	start := time.Now()
+	nb, err := nbops.NewClient(ctx, cfg.NBAddresses, nbops.ClientOptions{CertFile: cfg.NBCert, KeyFile: cfg.NBKey, CAFile: cfg.NBCACert})
+	if err != nil {
+		return fmt.Errorf("connect to NB %v: %w", cfg.NBAddresses, err)
+	}
+	defer nb.Close()
+	tx := nbops.NewTransactor(nb, reg)
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kc.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller"})
+	problems := metrics.NewProblems(recorder, reg)
+	qm := queue.NewMetrics(reg)
+
+	factory := informers.NewSharedInformerFactory(kc, 0)
+	pods, nodes, nss := factory.Core().V1().Pods(), factory.Core().V1().Nodes(), factory.Core().V1().Namespaces()
+	nodeCtl, err := node.New(cfg, kc, nodes.Lister(), nb, tx, problems, qm)
+	if err != nil {
+		return err
+	}
+	podCtl := pod.New(cfg, kc, pod.Listers{Pods: pods.Lister(), Nodes: nodes.Lister(), Namespaces: nss.Lister()}, nb, tx, problems, qm)
+	nsCtl := namespace.New(nss.Lister(), nb, tx, 2, qm)
+	if _, err := nodes.Informer().AddEventHandler(nodeCtl.Queue.Handler()); err != nil {
+		return err
+	}
+	// A node's subnet is what its pods wait for: give them a new chance
+	// the moment it is recorded, instead of at their next backoff.
+	if err := pods.Informer().AddIndexers(cache.Indexers{podsByNode: func(obj interface{}) ([]string, error) {
+		return []string{obj.(*corev1.Pod).Spec.NodeName}, nil
+	}}); err != nil {
+		return err
+	}
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			o, n := oldObj.(*corev1.Node), newObj.(*corev1.Node)
+			if o.Annotations[kube.NodeSubnetsAnnotation] != n.Annotations[kube.NodeSubnetsAnnotation] {
+				requeuePodsOf(n.Name, pods.Informer().GetIndexer(), podCtl.Queue)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	if _, err := pods.Informer().AddEventHandler(podCtl.Handler()); err != nil {
+		return err
+	}
+	if _, err := nss.Informer().AddEventHandler(nsCtl.Queue.Handler()); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache of %v did not sync", typ)
+		}
+	}
+	for name, s := range map[string]func(context.Context) error{"node": nodeCtl.Start, "namespace": nsCtl.Start} {
+		if err := s(ctx); err != nil {
+			return fmt.Errorf("start %s controller: %w", name, err)
+		}
+	}
+	// Pods come after nodes: their start-up needs the node subnets.
+	if err := podCtl.Start(ctx); err != nil {
+		return fmt.Errorf("start pod controller: %w", err)
+	}
+	for _, q := range []*queue.Controller{nodeCtl.Queue, nsCtl.Queue, podCtl.Queue} {
+		go q.Run(ctx)
+	}
+	waitDrained(ctx, nodeCtl.Queue, nsCtl.Queue, podCtl.Queue)
+	txns, ops := tx.Stats()
+	klog.InfoS("ready", "after", time.Since(start), "nbTransactions", txns, "nbOperations", ops)
+	ready.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+const podsByNode = "spec.nodeName"
+
+func requeuePodsOf(node string, pods cache.Indexer, q *queue.Controller) {
+	objs, err := pods.ByIndex(podsByNode, node)
+	if err != nil {
+		return
+	}
+	for _, obj := range objs {
+		p := obj.(*corev1.Pod)
+		q.Enqueue(p.Namespace + "/" + p.Name)
+	}
+}
+
+// waitDrained returns once every queue was empty at the same time: the
+// initial state has been programmed.
+func waitDrained(ctx context.Context, qs ...*queue.Controller) {
+	for ctx.Err() == nil {
+		empty := true
+		for _, q := range qs {
+			if q.Len() > 0 || q.Busy() {
+				empty = false
+			}
+		}
+		if empty {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

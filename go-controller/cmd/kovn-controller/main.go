@@ -1,0 +1,118 @@
+// kovn-controller turns Kubernetes nodes, namespaces and pods into OVN
+// northbound rows. Two replicas run; the one holding the Lease writes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	flags := config.ControllerFlags()
+	app := &cli.App{
+		Name:   "kovn-controller",
+		Usage:  "map Kubernetes objects into OVN northbound",
+		Flags:  flags,
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			cfg, err := config.ControllerFromCLI(c)
+			if err != nil {
+				return err
+			}
+			return run(c.Context, cfg)
+		},
+	}
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-controller:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *config.Controller) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kc, _, err := kube.NewClientset(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-controller"})
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	go serveMetrics(ctx, cfg.MetricsAddr, reg, &ready)
+
+	lead := func(ctx context.Context) {
+		if err := runControllers(ctx, cfg, kc, reg, &ready); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "controllers stopped")
+			os.Exit(1)
+		}
+	}
+	if !cfg.LeaderElect {
+		lead(ctx)
+		return nil
+	}
+	id := cfg.Identity
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.LeaseNS, cfg.LeaseName,
+		kc.CoreV1(), kc.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
+	if err != nil {
+		return err
+	}
+	klog.InfoS("waiting for leadership", "lease", cfg.LeaseNS+"/"+cfg.LeaseName, "identity", id)
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: "kovn-controller",
+		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: lead,
+			OnStoppedLeading: func() {
+				// A leader that lost its lease must not write another
+				// moment: exit, and come back as a follower.
+				if ctx.Err() == nil {
+					klog.InfoS("lost leadership, exiting")
+					os.Exit(0)
+				}
+			},
+			OnNewLeader: func(identity string) { klog.InfoS("leader", "identity", identity) },
+		},
+	})
+	return nil
+}
+
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not leading or not synced", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.ErrorS(err, "metrics server")
+	}
+}

@@ -1,0 +1,154 @@
+// Package config holds one configuration struct per binary, filled from
+// flags or a YAML file with the same keys. Nothing here is global: the
+// struct is built once in main and passed down.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+)
+
+// Controller configures kovn-controller.
+type Controller struct {
+	Kubeconfig string
+	KubeQPS    float32
+	KubeBurst  int
+
+	NBAddresses []string // tcp:IP:PORT, ssl:IP:PORT or unix:PATH; several for a RAFT cluster
+	NBCert      string
+	NBKey       string
+	NBCACert    string
+
+	ClusterCIDRs   []netip.Prefix
+	HostSubnetBits int // prefix length of each node's subnet, e.g. 24
+	JoinSubnet     netip.Prefix
+	ServiceCIDRs   []netip.Prefix
+	Mode           string // overlay or underlay
+	MTU            int
+
+	LeaderElect   bool
+	LeaseName     string
+	LeaseNS       string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+	Identity      string
+
+	MetricsAddr string
+	PodWorkers  int
+	NodeWorkers int
+}
+
+// ControllerFlags are the flags of kovn-controller; every one can also be
+// set in the file given by --config, under the same name.
+func ControllerFlags() []cli.Flag {
+	fl := []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: in-cluster)"}),
+		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "kube-qps", Value: 500, Usage: "API requests per second; every pod costs one write"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "kube-burst", Value: 1000}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "nb-address", Usage: "OVN NB address: tcp:IP:6641, ssl:IP:6641 or unix:PATH; repeat for every RAFT member", Value: cli.NewStringSlice("unix:/var/run/ovn/ovnnb_db.sock")}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "nb-cert", Usage: "client certificate for ssl: NB addresses"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "nb-key", Usage: "client key for ssl: NB addresses"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "nb-ca-cert", Usage: "CA certificate for ssl: NB addresses"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "cluster-cidr", Value: cli.NewStringSlice("10.128.0.0/14"), Usage: "pod address ranges, node subnets are carved from them"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "host-subnet-length", Value: 24, Usage: "prefix length of each node's pod subnet"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "join-subnet", Value: "100.64.0.0/16", Usage: "links the cluster router to the gateway routers"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16")}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU: the underlay MTU minus Geneve overhead"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "leader-elect", Value: true}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "lease-name", Value: "kovn-controller"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "lease-namespace", Value: "kovn-system"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-duration", Value: 10 * time.Second, Usage: "a crashed leader is replaced within this"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "renew-deadline", Value: 7 * time.Second}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retry-period", Value: 2 * time.Second}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "identity", Usage: "leader-election identity (default: hostname + pid)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: ":9476", Usage: "serves /metrics, /healthz and /readyz"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "pod-workers", Value: 16}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "node-workers", Value: 4}),
+	}
+	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
+}
+
+// ControllerFromCLI reads and validates the flags.
+func ControllerFromCLI(c *cli.Context) (*Controller, error) {
+	cfg := &Controller{
+		Kubeconfig: c.String("kubeconfig"), KubeQPS: float32(c.Float64("kube-qps")), KubeBurst: c.Int("kube-burst"),
+		NBAddresses: c.StringSlice("nb-address"), NBCert: c.String("nb-cert"), NBKey: c.String("nb-key"), NBCACert: c.String("nb-ca-cert"),
+		HostSubnetBits: c.Int("host-subnet-length"), Mode: c.String("mode"), MTU: c.Int("mtu"),
+		LeaderElect: c.Bool("leader-elect"), LeaseName: c.String("lease-name"), LeaseNS: c.String("lease-namespace"),
+		LeaseDuration: c.Duration("lease-duration"), RenewDeadline: c.Duration("renew-deadline"), RetryPeriod: c.Duration("retry-period"),
+		Identity: c.String("identity"), MetricsAddr: c.String("metrics-address"),
+		PodWorkers: c.Int("pod-workers"), NodeWorkers: c.Int("node-workers"),
+	}
+	var err error
+	if cfg.ClusterCIDRs, err = parsePrefixes("cluster-cidr", c.StringSlice("cluster-cidr")); err != nil {
+		return nil, err
+	}
+	if cfg.ServiceCIDRs, err = parsePrefixes("service-cidr", c.StringSlice("service-cidr")); err != nil {
+		return nil, err
+	}
+	if cfg.JoinSubnet, err = netip.ParsePrefix(c.String("join-subnet")); err != nil {
+		return nil, fmt.Errorf("--join-subnet: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks what flags alone cannot.
+func (c *Controller) Validate() error {
+	if c.Mode != "overlay" && c.Mode != "underlay" {
+		return fmt.Errorf("--mode must be overlay or underlay, not %q", c.Mode)
+	}
+	if len(c.NBAddresses) == 0 {
+		return fmt.Errorf("--nb-address is required")
+	}
+	for _, a := range c.NBAddresses {
+		scheme, _, ok := strings.Cut(a, ":")
+		if !ok || (scheme != "tcp" && scheme != "ssl" && scheme != "unix") {
+			return fmt.Errorf("--nb-address %q: want tcp:IP:PORT, ssl:IP:PORT or unix:PATH", a)
+		}
+		if scheme == "ssl" && (c.NBCert == "" || c.NBKey == "" || c.NBCACert == "") {
+			return fmt.Errorf("--nb-address %q needs --nb-cert, --nb-key and --nb-ca-cert", a)
+		}
+	}
+	for _, p := range c.ClusterCIDRs {
+		if c.HostSubnetBits < p.Bits() || c.HostSubnetBits > p.Addr().BitLen()-2 {
+			return fmt.Errorf("--host-subnet-length %d does not fit cluster CIDR %s", c.HostSubnetBits, p)
+		}
+	}
+	if c.MTU < 1280 || c.MTU > 9000 {
+		return fmt.Errorf("--mtu %d out of range 1280..9000", c.MTU)
+	}
+	if c.LeaderElect && !(c.RetryPeriod < c.RenewDeadline && c.RenewDeadline < c.LeaseDuration) {
+		return fmt.Errorf("leader election wants retry-period < renew-deadline < lease-duration")
+	}
+	if c.PodWorkers < 1 || c.NodeWorkers < 1 {
+		return fmt.Errorf("workers must be at least 1")
+	}
+	return nil
+}
+
+func parsePrefixes(flag string, in []string) ([]netip.Prefix, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("--%s is required", flag)
+	}
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		for _, part := range strings.Split(s, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(part))
+			if err != nil {
+				return nil, fmt.Errorf("--%s %q: %w", flag, part, err)
+			}
+			if p.Masked() != p {
+				return nil, fmt.Errorf("--%s %q has host bits set", flag, part)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,298 @@
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/queue"
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
+	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
+	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
+	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
+)
+
+// Listers are the caches the controller reads.
+type Listers struct {
+	Pods       corelisters.PodLister
+	Nodes      corelisters.NodeLister
+	Namespaces corelisters.NamespaceLister
+}
+
+// Controller owns pod addresses and pod ports.
+type Controller struct {
+	cfg      *config.Controller
+	kube     kubernetes.Interface
+	l        Listers
+	nb       client.Client
+	tx       *nbops.Transactor
+	problems *metrics.Problems
+	Queue    *queue.Controller
+
+	mu      sync.Mutex
+	nodes   map[string]*nodeIPAM // node name → its allocator
+	tracked map[string]assigned  // pod key → what it holds
+}
+
+type nodeIPAM struct {
+	subnet netip.Prefix
+	alloc  *ipam.IPAllocator
+}
+
+type assigned struct {
+	node string
+	ip   netip.Addr
+}
+
+// errRetry marks conditions that resolve by themselves (a node not yet
+// given a subnet, an NB row not yet created): retried with backoff.
+var errRetry = errors.New("not ready yet")
+
+// New builds the controller; call Start once caches are synced.
+func New(cfg *config.Controller, kc kubernetes.Interface, l Listers, nb client.Client,
+	tx *nbops.Transactor, problems *metrics.Problems, qm *queue.Metrics) *Controller {
+	c := &Controller{cfg: cfg, kube: kc, l: l, nb: nb, tx: tx, problems: problems,
+		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}}
+	c.Queue = queue.New("pod", cfg.PodWorkers, qm, c.sync)
+	return c
+}
+
+// Handler enqueues pods on the changes that matter to their network; our
+// own annotation write echoing back is not one of them.
+func (c *Controller) Handler() cache.ResourceEventHandler {
+	h := c.Queue.Handler()
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { h.OnAdd(obj, false) },
+		DeleteFunc: h.OnDelete,
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			o, n := oldObj.(*corev1.Pod), newObj.(*corev1.Pod)
+			if o.Spec.NodeName != n.Spec.NodeName || o.UID != n.UID || terminal(o) != terminal(n) ||
+				o.Annotations[kube.PodIPRequestAnnotation] != n.Annotations[kube.PodIPRequestAnnotation] ||
+				(o.Annotations[kube.PodNetworkAnnotation] != n.Annotations[kube.PodNetworkAnnotation] && !c.isOurs(n)) {
+				h.OnUpdate(oldObj, newObj)
+			}
+		},
+	}
+}
+
+// isOurs is true when the pod's annotation is the one we wrote.
+func (c *Controller) isOurs(pod *corev1.Pod) bool {
+	c.mu.Lock()
+	a, ok := c.tracked[pod.Namespace+"/"+pod.Name]
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	pn, err := kube.ParsePodNetwork(pod.Annotations[kube.PodNetworkAnnotation])
+	return err == nil && len(pn.Addrs()) == 1 && pn.Addrs()[0] == a.ip
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := c.l.Pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return c.teardown(ctx, key, ns, name)
+	}
+	if err != nil {
+		return err
+	}
+	if !wantsPort(pod) {
+		return c.teardown(ctx, key, ns, name)
+	}
+	ni, err := c.nodeIPAM(pod.Spec.NodeName)
+	if err != nil {
+		return err
+	}
+	ip, ok := c.assign(key, pod, ni)
+	if !ok {
+		return nil
+	}
+	pn := Network(ip, ni.subnet, c.cfg.MTU)
+	if err := c.annotate(ctx, pod, pn); err != nil {
+		return err
+	}
+	ls, err := nbops.GetSwitch(c.nb, own.NodeSwitch(pod.Spec.NodeName))
+	if err != nil {
+		return fmt.Errorf("%w: switch of node %s: %v", errRetry, pod.Spec.NodeName, err)
+	}
+	ops, _, err := nbops.EnsureSwitchPort(c.nb, ls.UUID, Port(pod, pn))
+	if err != nil {
+		return err
+	}
+	setOps, err := c.addressSetAdd(ns, ip)
+	if err != nil {
+		return err
+	}
+	return c.tx.TransactBatched(ctx, "pod "+key, append(ops, setOps...))
+}
+
+// nodeIPAM returns the allocator of a node's subnet, made on first use from
+// the subnet the node controller recorded on the Node.
+func (c *Controller) nodeIPAM(node string) (*nodeIPAM, error) {
+	n, err := c.l.Nodes.Get(node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node %s: %v", errRetry, node, err)
+	}
+	subnets, err := kube.ParseNodeSubnets(n.Annotations[kube.NodeSubnetsAnnotation])
+	if err != nil || len(subnets) == 0 {
+		return nil, fmt.Errorf("%w: node %s has no subnet yet", errRetry, node)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ni, ok := c.nodes[node]; ok && ni.subnet == subnets[0] {
+		return ni, nil
+	}
+	alloc, err := ipam.NewIPAllocator(subnets[0], ipam.GatewayIP(subnets[0]), ipam.ManagementIP(subnets[0]))
+	if err != nil {
+		return nil, err
+	}
+	ni := &nodeIPAM{subnet: subnets[0], alloc: alloc}
+	c.nodes[node] = ni
+	return ni, nil
+}
+
+// assign gives the pod its address: the one it already has, the one it
+// asks for, or a free one. Bad requests are reported, not retried: the pod
+// is synced again when it changes.
+func (c *Controller) assign(key string, pod *corev1.Pod, ni *nodeIPAM) (netip.Addr, bool) {
+	c.mu.Lock()
+	prev, had := c.tracked[key]
+	c.mu.Unlock()
+	if had && prev.node != pod.Spec.NodeName {
+		c.release(key)
+		had = false
+	}
+	if had {
+		return prev.ip, true
+	}
+	var want netip.Addr
+	if s, ok := pod.Annotations[kube.PodNetworkAnnotation]; ok {
+		if pn, err := kube.ParsePodNetwork(s); err == nil && len(pn.Addrs()) > 0 && ni.subnet.Contains(pn.Addrs()[0]) {
+			want = pn.Addrs()[0]
+		}
+	}
+	if s, ok := pod.Annotations[kube.PodIPRequestAnnotation]; ok && !want.IsValid() {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			c.problems.Report(pod, "Pod", "InvalidIPRequest", fmt.Sprintf("%s %q is not an IP address", kube.PodIPRequestAnnotation, s))
+			return netip.Addr{}, false
+		}
+		want = ip
+	}
+	var err error
+	if want.IsValid() {
+		err = ni.alloc.AllocateStatic(key, want)
+	} else {
+		want, err = ni.alloc.Allocate(key)
+	}
+	if err != nil {
+		reason := "IPUnavailable"
+		switch {
+		case errors.Is(err, ipam.ErrExhausted):
+			reason = "NodeSubnetExhausted"
+			// Freed addresses have no event of their own: look again later.
+			c.Queue.EnqueueAfter(key, 30*time.Second)
+		case errors.Is(err, ipam.ErrConflict):
+			reason = "IPConflict"
+		case errors.Is(err, ipam.ErrOutOfRange):
+			reason = "IPOutOfRange"
+		}
+		c.problems.Report(pod, "Pod", reason, err.Error())
+		return netip.Addr{}, false
+	}
+	c.mu.Lock()
+	c.tracked[key] = assigned{node: pod.Spec.NodeName, ip: want}
+	c.mu.Unlock()
+	return want, true
+}
+
+// annotate writes the pod-network annotation unless it already says that.
+func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, pn *kube.PodNetwork) error {
+	val, err := pn.Marshal()
+	if err != nil {
+		return err
+	}
+	if pod.Annotations[kube.PodNetworkAnnotation] == val {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, kube.PodNetworkAnnotation, val)
+	_, err = c.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: "kovn-controller"})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile; the delete event tears down
+	}
+	return err
+}
+
+// addressSetAdd puts ip into its namespace's address set, creating the set
+// when it is missing (unless the namespace is going away).
+func (c *Controller) addressSetAdd(ns string, ip netip.Addr) ([]ovsdb.Operation, error) {
+	name := own.NamespaceAddressSet(ns, family(ip))
+	ops, err := nbops.AddressSetAdd(c.nb, name, ip.String())
+	if !errors.Is(err, nbops.ErrNotFound) {
+		return ops, err
+	}
+	if n, err := c.l.Namespaces.Get(ns); err != nil || n.DeletionTimestamp != nil {
+		return nil, nil
+	}
+	ops, _, err = nbops.EnsureAddressSet(c.nb, &nbdb.AddressSet{
+		Name: name, Addresses: []string{ip.String()}, ExternalIDs: own.IDs(own.KindNamespace, ns, family(ip)),
+	})
+	return ops, err
+}
+
+// teardown removes a pod's port and address.
+func (c *Controller) teardown(ctx context.Context, key, ns, name string) error {
+	c.mu.Lock()
+	a, ok := c.tracked[key]
+	c.mu.Unlock()
+	ops, err := nbops.DeleteSwitchPort(c.nb, own.PodPort(ns, name))
+	if err != nil {
+		return err
+	}
+	if ok {
+		rm, err := nbops.AddressSetRemove(c.nb, own.NamespaceAddressSet(ns, family(a.ip)), a.ip.String())
+		if err != nil && !errors.Is(err, nbops.ErrNotFound) {
+			return err
+		}
+		ops = append(ops, rm...)
+	}
+	if err := c.tx.TransactBatched(ctx, "delete pod "+key, ops); err != nil {
+		return err
+	}
+	// Only now may the address go to another pod: the old port is gone.
+	c.release(key)
+	return nil
+}
+
+func (c *Controller) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.tracked[key]
+	if !ok {
+		return
+	}
+	if ni, ok := c.nodes[a.node]; ok {
+		ni.alloc.Release(key)
+	}
+	delete(c.tracked, key)
+}

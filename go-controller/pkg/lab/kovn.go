@@ -1,0 +1,88 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/pki"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/supervise"
+)
+
+// ControllerReplicas is how many kovn-controller processes the lab runs:
+// two, as the Deployment does, so leader election is always exercised.
+const ControllerReplicas = 2
+
+// kovnBin is one of kovn's own binaries, or "" when it was not built.
+func (l *Lab) kovnBin(name string) string {
+	p := filepath.Join(l.BinDir, name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// applyManifests applies kovn's RBAC and namespace from dist/manifests, the
+// same files a user applies, so the lab runs kovn with its real privileges.
+func (l *Lab) applyManifests(ctx context.Context) error {
+	if l.ManifestDir == "" {
+		return nil
+	}
+	for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml"} {
+		if _, err := run(l.KubectlPath(), "--kubeconfig="+l.KubeconfigPath(), "apply", "-f", filepath.Join(l.ManifestDir, f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kovnControllerSpecs are the controller replicas, with the flags a user
+// would pass in production (TCP to NB, a client certificate to the API).
+func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
+	bin := l.kovnBin("kovn-controller")
+	if bin == "" {
+		return nil, nil
+	}
+	kubeconfig := l.path("pki", "kovn-controller.kubeconfig")
+	if err := pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID("kovn-controller")]); err != nil {
+		return nil, err
+	}
+	var specs []supervise.Spec
+	for i := 0; i < ControllerReplicas; i++ {
+		specs = append(specs, supervise.Spec{
+			Name: "kovn-controller:" + strconv.Itoa(i), NetNS: NetNSPath("cp"),
+			Argv: []string{bin,
+				"--kubeconfig=" + kubeconfig,
+				"--nb-address=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(NBPort),
+				"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
+				"--mode=" + l.Mode,
+				"--identity=controller-" + strconv.Itoa(i),
+				"--metrics-address=127.0.0.1:" + strconv.Itoa(ControllerMetricsPort(i)),
+			},
+		})
+	}
+	return specs, nil
+}
+
+// ControllerMetricsPort is where replica i serves /metrics inside the
+// control-plane host.
+func ControllerMetricsPort(i int) int { return 9476 + i }
+
+// startKovn starts kovn's own components when they have been built.
+func (l *Lab) startKovn(ctx context.Context, b *pki.Bundle) error {
+	if err := l.applyManifests(ctx); err != nil {
+		return fmt.Errorf("manifests: %w", err)
+	}
+	specs, err := l.kovnControllerSpecs(b)
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		if err := l.sup.Ensure(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
