@@ -101,7 +101,12 @@ func ControllerFromCLI(c *cli.Context) (*Controller, error) {
 
 // Validate checks what flags alone cannot.
 func (c *Controller) Validate() error {
-	if c.Mode != "overlay" && c.Mode != "underlay" {
+	switch c.Mode {
+	case "overlay":
+	case "underlay":
+		// Refused rather than silently building the overlay topology.
+		return fmt.Errorf("--mode underlay is not built yet: only overlay is supported")
+	default:
 		return fmt.Errorf("--mode must be overlay or underlay, not %q", c.Mode)
 	}
 	if len(c.NBAddresses) == 0 {
