@@ -69,11 +69,24 @@ func (c *Controller) Start(ctx context.Context) error {
 	present := map[string]bool{}
 	for _, n := range nodes {
 		present[n.Name] = true
-		if s, ok := n.Annotations[kube.NodeSubnetsAnnotation]; ok {
-			if subnets, err := kube.ParseNodeSubnets(s); err == nil && len(subnets) > 0 {
-				if err := c.subnets.Reserve(n.Name, subnets[0]); err != nil {
-					c.problems.Report(n, "Node", "SubnetConflict", err.Error())
-				}
+	}
+	// A subnet NB already serves on a node's switch is that node's: reserve
+	// those first, so that a Node whose annotation copies another node's
+	// subnet cannot take it over just by being listed first.
+	served := map[string]string{}
+	for _, ls := range nbops.Owned[nbdb.LogicalSwitch](c.nb, own.KindNode) {
+		if _, n := own.OwnerOf(ls.ExternalIDs); ls.Name == own.NodeSwitch(n) {
+			served[n] = ls.OtherConfig["subnet"]
+		}
+	}
+	for _, confirmed := range []bool{true, false} {
+		for _, n := range nodes {
+			subnets, err := kube.ParseNodeSubnets(n.Annotations[kube.NodeSubnetsAnnotation])
+			if err != nil || len(subnets) == 0 || (served[n.Name] == subnets[0].String()) != confirmed {
+				continue
+			}
+			if err := c.subnets.Reserve(n.Name, subnets[0]); err != nil {
+				c.problems.Report(n, "Node", "SubnetConflict", err.Error())
 			}
 		}
 	}

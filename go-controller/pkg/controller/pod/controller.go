@@ -122,6 +122,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	// A pod of this name now on another node (recreated, its delete
+	// missed or coalesced) gives up its old address first: the old
+	// address must leave the namespace set before it can go to another pod.
+	c.mu.Lock()
+	prev, had := c.tracked[key]
+	c.mu.Unlock()
+	if had && prev.node != pod.Spec.NodeName {
+		if err := c.teardown(ctx, key, ns, name); err != nil {
+			return err
+		}
+	}
 	ip, ok := c.assign(key, pod, ni)
 	if !ok {
 		return nil

@@ -1,0 +1,406 @@
+package node
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
+	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
+)
+
+// checkNode compares what NB holds for a node with what it should: its
+// switch, ports and, with gw, gateway router, external switch, routes and
+// SNAT; without gw, none of those.
+func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node string, subnet netip.Prefix, gw *kube.NodeGateway) error {
+	t.Helper()
+	gwIP, mgmt := ipam.GatewayIP(subnet), ipam.ManagementIP(subnet)
+	ls, err := one(t, nb, node, lsName)
+	if err != nil {
+		return err
+	}
+	if got := ls.OtherConfig["subnet"]; got != subnet.String() {
+		return fmt.Errorf("switch %s subnet %q, want %s", node, got, subnet)
+	}
+	if ports := switchPortNames(t, nb, ls); !ports["stos-"+node] || !ports["kovn-mp-"+node] {
+		return fmt.Errorf("switch %s ports %v", node, slices.Sorted(maps.Keys(ports)))
+	}
+	mp, err := one(t, nb, "kovn-mp-"+node, lspName)
+	if err != nil {
+		return err
+	}
+	if want := ipam.MACFromIP(mgmt).String() + " " + mgmt.String(); !slices.Equal(mp.Addresses, []string{want}) {
+		return fmt.Errorf("management port addresses %v, want %q", mp.Addresses, want)
+	}
+	cr, err := one(t, nb, own.ClusterRouter, lrName)
+	if err != nil {
+		return err
+	}
+	rtos, err := one(t, nb, "rtos-"+node, lrpName)
+	if err != nil {
+		return err
+	}
+	if want := netip.PrefixFrom(gwIP, subnet.Bits()).String(); !slices.Equal(rtos.Networks, []string{want}) || !routerPortNames(t, nb, cr)[rtos.Name] {
+		return fmt.Errorf("rtos-%s networks %v (want %s) or not on the cluster router", node, rtos.Networks, want)
+	}
+	crRoutes := routes(t, nb, cr)
+	if gw == nil {
+		for r := range crRoutes {
+			if strings.HasPrefix(r, subnet.String()) {
+				return fmt.Errorf("cluster router route %q for a node without gateway", r)
+			}
+		}
+		if _, err := one(t, nb, "GR_"+node, lrName); err == nil {
+			return fmt.Errorf("GR_%s exists without a gateway", node)
+		}
+		if _, err := one(t, nb, "ext_"+node, lsName); err == nil {
+			return fmt.Errorf("ext_%s exists without a gateway", node)
+		}
+		return nil
+	}
+
+	gr, err := one(t, nb, "GR_"+node, lrName)
+	if err != nil {
+		return err
+	}
+	if gr.Options["chassis"] != gw.ChassisID {
+		return fmt.Errorf("GR_%s options %v", node, gr.Options)
+	}
+	if got := routerPortNames(t, nb, gr); !maps.Equal(got, map[string]bool{"rtoj-GR_" + node: true, "rtoe-GR_" + node: true}) {
+		return fmt.Errorf("GR_%s ports %v", node, got)
+	}
+	join, err := joinIP(t, nb, node)
+	if err != nil {
+		return err
+	}
+	if join.Bits() != 16 || !netip.MustParsePrefix("100.64.0.0/16").Contains(join.Addr()) || join.Addr() == netip.MustParseAddr("100.64.0.1") {
+		return fmt.Errorf("join address %s", join)
+	}
+	rtoj, _ := one(t, nb, "rtoj-GR_"+node, lrpName)
+	if rtoj.MAC != ipam.MACFromIP(join.Addr()).String() {
+		return fmt.Errorf("rtoj-GR_%s mac %s for %s", node, rtoj.MAC, join)
+	}
+	rtoe, err := one(t, nb, "rtoe-GR_"+node, lrpName)
+	if err != nil {
+		return err
+	}
+	if rtoe.MAC != gw.MAC || !slices.Equal(rtoe.Networks, []string{gw.IP}) {
+		return fmt.Errorf("rtoe-GR_%s mac %s networks %v", node, rtoe.MAC, rtoe.Networks)
+	}
+	wantRoutes := map[string]bool{"0.0.0.0/0 via " + gw.NextHop + " port rtoe-GR_" + node: true}
+	for _, cidr := range cfg.ClusterCIDRs {
+		wantRoutes[cidr.String()+" via 100.64.0.1"] = true
+	}
+	if got := routes(t, nb, gr); !maps.Equal(got, wantRoutes) {
+		return fmt.Errorf("GR_%s routes %v, want %v", node, got, wantRoutes)
+	}
+	nodeIP := netip.MustParsePrefix(gw.IP).Addr()
+	if got := nats(t, nb, gr); !maps.Equal(got, map[string]bool{"snat " + nodeIP.String() + "<-" + subnet.String(): true}) {
+		return fmt.Errorf("GR_%s NATs %v", node, got)
+	}
+	if want := subnet.String() + " via " + join.Addr().String() + " src-ip"; !crRoutes[want] {
+		return fmt.Errorf("cluster router routes %v lack %q", crRoutes, want)
+	}
+	ext, err := one(t, nb, "ext_"+node, lsName)
+	if err != nil {
+		return err
+	}
+	if got := switchPortNames(t, nb, ext); !maps.Equal(got, map[string]bool{"etor-GR_" + node: true, "lnet-" + node: true}) {
+		return fmt.Errorf("ext_%s ports %v", node, got)
+	}
+	js, err := one(t, nb, own.JoinSwitch, lsName)
+	if err != nil {
+		return err
+	}
+	if !switchPortNames(t, nb, js)["jtor-GR_"+node] {
+		return fmt.Errorf("join switch lacks jtor-GR_%s", node)
+	}
+	return nil
+}
+
+func (h *harness) waitNode(node string, subnet netip.Prefix, gw *kube.NodeGateway) {
+	h.t.Helper()
+	testenv.WaitFor(h.t, waitTimeout, func() error { return checkNode(h.t, h.nb, h.cfg, node, subnet, gw) })
+}
+
+func TestStartCreatesClusterTopology(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.start()
+	testenv.WaitFor(t, waitTimeout, func() error {
+		cr, err := one(t, h.nb, own.ClusterRouter, lrName)
+		if err != nil {
+			return err
+		}
+		rtoj, err := one(t, h.nb, "rtoj-"+own.ClusterRouter, lrpName)
+		if err != nil || !routerPortNames(t, h.nb, cr)[rtoj.Name] || !slices.Equal(rtoj.Networks, []string{"100.64.0.1/16"}) {
+			return fmt.Errorf("cluster router join port: %v %+v", err, rtoj)
+		}
+		js, err := one(t, h.nb, own.JoinSwitch, lsName)
+		if err != nil || !switchPortNames(t, h.nb, js)["jtor-"+own.ClusterRouter] {
+			return fmt.Errorf("join switch: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestNodeSubnetsAndRows(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.start()
+	h.createNode("n1", nil)
+	s1 := h.waitSubnet("n1")
+	h.createNode("n2", nil)
+	s2 := h.waitSubnet("n2")
+	for _, s := range []netip.Prefix{s1, s2} {
+		if s.Bits() != 24 || !h.cfg.ClusterCIDRs[0].Contains(s.Addr()) {
+			t.Errorf("subnet %s is not a /24 of %s", s, h.cfg.ClusterCIDRs[0])
+		}
+	}
+	if s1.Overlaps(s2) {
+		t.Fatalf("n1 and n2 share %s / %s", s1, s2)
+	}
+	h.waitNode("n1", s1, nil)
+	h.waitNode("n2", s2, nil)
+}
+
+func TestNodeGatewayPublishedLater(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.start()
+	h.createNode("n1", nil)
+	s1 := h.waitSubnet("n1")
+	h.waitNode("n1", s1, nil)
+
+	gw := testGateway()
+	h.patchNode("n1", gatewayAnnotation(gw), nil)
+	h.waitNode("n1", s1, gw)
+
+	gw2 := &kube.NodeGateway{ChassisID: "chassis-2", IP: "172.18.0.3/16", NextHop: "172.18.0.1", MAC: "02:42:ac:12:00:03"}
+	h.createNode("n2", gatewayAnnotation(gw2))
+	s2 := h.waitSubnet("n2")
+	h.waitNode("n2", s2, gw2)
+	j1, _ := joinIP(t, h.nb, "n1")
+	j2, _ := joinIP(t, h.nb, "n2")
+	if j1 == j2 {
+		t.Errorf("n1 and n2 share join address %s", j1)
+	}
+	h.waitNode("n1", s1, gw) // n2's routes did not disturb n1's
+}
+
+func TestNodeDeletedAndSubnetReused(t *testing.T) {
+	cfg := testConfig()
+	cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.128.0.0/23")} // two /24s
+	h := newHarness(t, cfg)
+	inst := h.start()
+	gw := testGateway()
+	h.createNode("a", gatewayAnnotation(gw))
+	sa := h.waitSubnet("a")
+	h.createNode("b", nil)
+	sb := h.waitSubnet("b")
+	h.waitNode("a", sa, gw)
+	h.waitNode("b", sb, nil)
+
+	h.createNode("c", nil)
+	inst.waitProblem(t, "ClusterCIDRExhausted")
+	if _, err := one(t, h.nb, "c", lsName); err == nil {
+		t.Error("switch for a node without subnet")
+	}
+
+	h.deleteNode("a")
+	testenv.WaitFor(t, waitTimeout, func() error {
+		if n := ownedBy(t, h.nb, "a"); n > 0 {
+			return fmt.Errorf("%d rows of a left", n)
+		}
+		for _, name := range []string{"a", "ext_a"} {
+			if _, err := one(t, h.nb, name, lsName); err == nil {
+				return fmt.Errorf("switch %s left", name)
+			}
+		}
+		if _, err := one(t, h.nb, "GR_a", lrName); err == nil {
+			return fmt.Errorf("GR_a left")
+		}
+		for _, p := range []string{"rtos-a", "rtoj-GR_a", "rtoe-GR_a"} {
+			if _, err := one(t, h.nb, p, lrpName); err == nil {
+				return fmt.Errorf("router port %s left", p)
+			}
+		}
+		for _, p := range []string{"stos-a", "kovn-mp-a", "jtor-GR_a", "etor-GR_a", "lnet-a"} {
+			if _, err := one(t, h.nb, p, lspName); err == nil {
+				return fmt.Errorf("switch port %s left", p)
+			}
+		}
+		if _, held := inst.c.subnets.Get("a"); held {
+			return fmt.Errorf("subnet of a still held")
+		}
+		return nil
+	})
+	h.waitNode("b", sb, nil)
+
+	// The freed subnet goes to the node that was waiting, once it changes.
+	h.patchNode("c", nil, map[string]string{"touched": "yes"})
+	if sc := h.waitSubnet("c"); sc != sa {
+		t.Fatalf("c got %s, want a's freed %s", sc, sa)
+	}
+	h.waitNode("c", sa, nil)
+}
+
+func TestNodeInvalidSubnetAnnotation(t *testing.T) {
+	for _, tc := range []struct {
+		name, value, reason string
+	}{
+		{"not JSON", "10.128.5.0/24", "InvalidSubnetAnnotation"},
+		{"not a CIDR", `["10.128.5.0"]`, "InvalidSubnetAnnotation"},
+		{"host bits set", `["10.128.5.1/24"]`, "InvalidSubnetAnnotation"},
+		{"empty list", `[]`, "InvalidSubnetAnnotation"},
+		{"outside the cluster CIDR", `["192.168.0.0/24"]`, "SubnetConflict"},
+		{"wrong length", `["10.128.8.0/23"]`, "SubnetConflict"},
+		{"another node's subnet", "", "SubnetConflict"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			inst := h.start()
+			h.createNode("good", nil)
+			sGood := h.waitSubnet("good")
+			h.waitNode("good", sGood, nil)
+			value := tc.value
+			if value == "" {
+				value = kube.MarshalNodeSubnets([]netip.Prefix{sGood})
+			}
+			patchesBefore := h.patches("nodes")
+			h.createNode("bad", map[string]string{kube.NodeSubnetsAnnotation: value})
+			inst.waitProblem(t, tc.reason)
+			if ev := <-inst.events.Events; !strings.Contains(ev, "Warning "+tc.reason) {
+				t.Errorf("event %q, want a %s warning", ev, tc.reason)
+			}
+
+			// Nothing else breaks: a new node is served, the good one is intact,
+			// the bad one gets no rows and its annotation is left to the user.
+			h.createNode("next", nil)
+			sNext := h.waitSubnet("next")
+			h.waitNode("next", sNext, nil)
+			h.waitNode("good", sGood, nil)
+			if _, err := one(t, h.nb, "bad", lsName); err == nil {
+				t.Error("switch for the node with the bad annotation")
+			}
+			if got := h.patches("nodes") - patchesBefore; got != 1 {
+				t.Errorf("%d node patches, want 1 (next's subnet)", got)
+			}
+			if inst.syncs("error") > 0 {
+				t.Errorf("%v failed syncs", inst.syncs("error"))
+			}
+
+			// A restart with the bad node present changes nothing, in
+			// whatever order the nodes are listed: the subnet NB serves
+			// stays with the node it serves.
+			inst.stop()
+			again := h.start()
+			again.waitSynced(t, 3)
+			if txns, _ := again.tx.Stats(); txns != 0 {
+				t.Errorf("%d transactions after restart", txns)
+			}
+			if _, err := one(t, h.nb, "bad", lsName); err == nil {
+				t.Error("switch for the node with the bad annotation after restart")
+			}
+			if owner, _ := again.c.subnets.Owner(sGood); owner != "good" {
+				t.Errorf("after restart %s is held by %q, want good", sGood, owner)
+			}
+			h.waitNode("good", sGood, nil)
+		})
+	}
+}
+
+func TestNodeRestartIsQuietAndRebuildsAllocators(t *testing.T) {
+	h := newHarness(t, testConfig())
+	first := h.start()
+	gw1 := testGateway()
+	gw2 := &kube.NodeGateway{ChassisID: "chassis-2", IP: "172.18.0.3/16", NextHop: "172.18.0.1", MAC: "02:42:ac:12:00:03"}
+	h.createNode("g1", gatewayAnnotation(gw1))
+	h.waitNode("g1", h.waitSubnet("g1"), gw1)
+	h.createNode("g2", gatewayAnnotation(gw2))
+	s2 := h.waitSubnet("g2")
+	h.waitNode("g2", s2, gw2)
+	h.createNode("plain", nil)
+	sPlain := h.waitSubnet("plain")
+	h.waitNode("plain", sPlain, nil)
+	// g1 leaves, so a restarted join allocator that did not read g2's
+	// address back from NB would hand g2 a lower one.
+	h.deleteNode("g1")
+	testenv.WaitFor(t, waitTimeout, func() error {
+		if n := ownedBy(t, h.nb, "g1"); n > 0 {
+			return fmt.Errorf("%d rows of g1 left", n)
+		}
+		return nil
+	})
+	j2, err := joinIP(t, h.nb, "g2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.waitSynced(t, 4)
+	first.stop()
+
+	h.kc.ClearActions()
+	second := h.startNoRun()
+	if got, _ := second.c.subnets.Get("g2"); got != s2 {
+		t.Errorf("after Start g2 holds subnet %v, want %s", got, s2)
+	}
+	if got, _ := second.c.subnets.Get("plain"); got != sPlain {
+		t.Errorf("after Start plain holds subnet %v, want %s", got, sPlain)
+	}
+	if got, _ := second.c.join.Get("g2"); got != j2.Addr() {
+		t.Errorf("after Start g2 holds join address %v, want %s", got, j2.Addr())
+	}
+	second.run()
+	second.waitSynced(t, 2)
+	if txns, ops := second.tx.Stats(); txns != 0 {
+		t.Errorf("restart on a converged NB sent %d transactions (%d ops)", txns, ops)
+	}
+	if n := h.patches("nodes"); n != 0 {
+		t.Errorf("restart patched nodes %d times", n)
+	}
+
+	gw3 := &kube.NodeGateway{ChassisID: "chassis-3", IP: "172.18.0.4/16", NextHop: "172.18.0.1", MAC: "02:42:ac:12:00:04"}
+	h.createNode("g3", gatewayAnnotation(gw3))
+	s3 := h.waitSubnet("g3")
+	if s3 == s2 || s3 == sPlain {
+		t.Fatalf("g3 got subnet %s that is in use", s3)
+	}
+	h.waitNode("g3", s3, gw3)
+	if j3, _ := joinIP(t, h.nb, "g3"); j3 == j2 {
+		t.Fatalf("g3 got g2's join address %s", j3)
+	}
+	h.waitNode("g2", s2, gw2)
+}
+
+func TestStartDeletesRowsOfNodesGoneWhileDown(t *testing.T) {
+	h := newHarness(t, testConfig())
+	first := h.start()
+	gw := testGateway()
+	h.createNode("gone", gatewayAnnotation(gw))
+	h.waitNode("gone", h.waitSubnet("gone"), gw)
+	h.createNode("kept", nil)
+	sKept := h.waitSubnet("kept")
+	h.waitNode("kept", sKept, nil)
+	first.stop()
+
+	h.deleteNode("gone")
+	second := h.startNoRun()
+	if txns, _ := second.tx.Stats(); txns != 1 {
+		t.Errorf("Start sent %d transactions, want 1", txns)
+	}
+	testenv.WaitFor(t, waitTimeout, func() error {
+		if n := ownedBy(t, h.nb, "gone"); n > 0 {
+			return fmt.Errorf("%d rows of the deleted node left", n)
+		}
+		return nil
+	})
+	h.waitNode("kept", sKept, nil)
+	if lr, err := one(t, h.nb, own.ClusterRouter, lrName); err != nil || len(lr.StaticRoutes) != 0 {
+		t.Errorf("cluster router: %v, routes %v", err, lr)
+	}
+}
