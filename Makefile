@@ -44,8 +44,10 @@ test-e2e: build
 generate:
 	$(GO) generate ./go-controller/pkg/ovsdb/...
 
-bench:
-	@echo "make bench: no scenarios yet (see docs/benchmarks.md)"; exit 1
+# Control-plane benchmarks against a lab (docs/benchmarks.md); reports in
+# _output/bench/results.json.
+bench: build
+	./test/bench/run.sh
 
 clean:
 	rm -rf _output

@@ -1,0 +1,211 @@
+// kovn-bench runs kovn's benchmark scenarios against a running lab and
+// writes their figures as JSON and as a table. See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/bench"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "kovn-bench",
+		Usage: "benchmark kovn in the lab (see docs/benchmarks.md)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/kovn-lab", EnvVars: []string{"KOVN_LAB_STATE"}, Usage: "the lab to run against"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "longest wait for any one step"},
+		},
+		Commands: []*cli.Command{podsCommand(), baselineCommand(), restartCommand(), cleanupCommand(), mergeCommand()},
+	}
+}
+
+func outFlag(def string) cli.Flag {
+	return &cli.StringFlag{Name: "out", Value: def, Usage: "JSON report file"}
+}
+
+// connect loads the lab and an unthrottled API client.
+func connect(c *cli.Context) (*lab.Lab, *kubernetes.Clientset, error) {
+	l, err := lab.Load(c.String("state-dir"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := bench.Client(l)
+	return l, cs, err
+}
+
+// finish prints and writes the report; the run's error wins over the
+// write's, but both are reported.
+func finish(c *cli.Context, r *bench.Report, runErr error) error {
+	if runErr != nil {
+		r.Error = runErr.Error()
+	}
+	r.PrintTable(os.Stdout)
+	if out := c.String("out"); out != "" {
+		if err := bench.WriteJSON(out, r); err != nil {
+			return fmt.Errorf("%v; writing %s: %w", runErr, out, err)
+		}
+		fmt.Println("report:", out)
+	}
+	return runErr
+}
+
+func workloadFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "workload", Usage: "a preset: w1 (3 nodes, 1000 pods, 32 writers, as BENCH-WORKLOADS)"},
+		&cli.IntFlag{Name: "nodes", Value: 50, Usage: "simulated nodes sim-0…"},
+		&cli.IntFlag{Name: "pods", Value: 1000, Usage: "pods, spread over ns0…ns9"},
+		&cli.IntFlag{Name: "writers", Value: 32, Usage: "parallel API writers"},
+		&cli.BoolFlag{Name: "keep", Usage: "leave the objects (for restart); kovn-bench cleanup removes them"},
+	}
+}
+
+func podsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "pods",
+		Usage: "pod programming: simulated nodes, pods created as fast as the API takes them, until every port is in NB",
+		Flags: append(workloadFlags(), outFlag("_output/bench/pods.json")),
+		Action: func(c *cli.Context) error {
+			return burst(c, "pods", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset, o bench.PodsOptions) (bool, error) {
+				res, err := bench.RunPods(c.Context, l, cs, o)
+				r.Pods = res
+				return res != nil, err
+			})
+		},
+	}
+}
+
+func baselineCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "baseline",
+		Usage: "the pods burst with hostNetwork pods, which kovn leaves alone: the API server's share of a pods run",
+		Flags: append(workloadFlags(), outFlag("_output/bench/baseline.json")),
+		Action: func(c *cli.Context) error {
+			return burst(c, "baseline", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset, o bench.PodsOptions) (bool, error) {
+				res, err := bench.RunBaseline(c.Context, l, cs, o)
+				r.Baseline = res
+				return res != nil, err
+			})
+		},
+	}
+}
+
+// burst runs a scenario that creates a workload, then cleans up after it.
+// run reports whether it created anything.
+func burst(c *cli.Context, scenario string, run func(*bench.Report, *lab.Lab, *kubernetes.Clientset, bench.PodsOptions) (bool, error)) error {
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
+	l, cs, err := connect(c)
+	if err != nil {
+		return err
+	}
+	r := &bench.Report{Scenario: scenario, Env: bench.Describe(c.Context, l, cs)}
+	made, runErr := run(r, l, cs, bench.PodsOptions{Workload: wl, Timeout: c.Duration("timeout")})
+	// After a failure or an interrupt too (then even with --keep: nothing
+	// converged to keep): the lab is shared.
+	if made && (!c.Bool("keep") || runErr != nil) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
+		defer cancel()
+		cl, err := bench.Cleanup(ctx, l, cs, c.Duration("timeout"))
+		r.Cleanup = cl
+		if err != nil && runErr == nil {
+			runErr = fmt.Errorf("cleanup: %w", err)
+		}
+	}
+	return finish(c, r, runErr)
+}
+
+func workload(c *cli.Context) (bench.Workload, error) {
+	switch c.String("workload") {
+	case "":
+		return bench.Workload{Name: "custom", Nodes: c.Int("nodes"), Pods: c.Int("pods"), Writers: c.Int("writers")}, nil
+	case "w1":
+		for _, f := range []string{"nodes", "pods", "writers"} {
+			if c.IsSet(f) {
+				return bench.Workload{}, fmt.Errorf("--workload w1 fixes --%s; drop one of them", f)
+			}
+		}
+		return bench.W1(), nil
+	}
+	return bench.Workload{}, fmt.Errorf("unknown --workload %q (known: w1)", c.String("workload"))
+}
+
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restart",
+		Usage: "on a converged state (pods --keep), stop the leader and time its replacement",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "signal", Value: "KILL", Usage: "KILL (crash: the Lease must expire) or TERM (the Lease is released)"},
+			outFlag("_output/bench/restart.json"),
+		},
+		Action: func(c *cli.Context) error {
+			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[strings.TrimPrefix(strings.ToUpper(c.String("signal")), "SIG")]
+			if sig == 0 {
+				return fmt.Errorf("--signal must be KILL or TERM, got %q", c.String("signal"))
+			}
+			l, cs, err := connect(c)
+			if err != nil {
+				return err
+			}
+			r := &bench.Report{Scenario: "restart", Env: bench.Describe(c.Context, l, cs)}
+			res, err := bench.RunRestart(c.Context, l, cs, bench.RestartOptions{Signal: sig, Timeout: c.Duration("timeout")})
+			r.Restart = res
+			return finish(c, r, err)
+		},
+	}
+}
+
+func cleanupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cleanup",
+		Usage: "delete every namespace and node a run made (label kovn.io/bench) and wait until NB forgot them",
+		Flags: []cli.Flag{outFlag("")},
+		Action: func(c *cli.Context) error {
+			l, cs, err := connect(c)
+			if err != nil {
+				return err
+			}
+			r := &bench.Report{Scenario: "cleanup", Env: bench.Describe(c.Context, l, cs)}
+			res, err := bench.Cleanup(c.Context, l, cs, c.Duration("timeout"))
+			r.Cleanup = res
+			return finish(c, r, err)
+		},
+	}
+}
+
+func mergeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "merge",
+		Usage:     "combine reports into one results file",
+		ArgsUsage: "REPORT.json…",
+		Flags:     []cli.Flag{outFlag("_output/bench/results.json")},
+		Action: func(c *cli.Context) error {
+			res, err := bench.Merge(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			return bench.WriteJSON(c.String("out"), res)
+		},
+	}
+}
