@@ -50,6 +50,16 @@ const (
 	PhysicalNetwork = "physnet"
 )
 
+// Gateway routers SNAT pods leaving the cluster to the node IP, which the
+// host also uses. They take source ports from 61440-65535 only, above
+// Linux's ephemeral range (32768-60999), so br-ex can hand each reply to
+// the side that opened the connection by its destination port alone.
+const (
+	GatewaySNATPortRange = "61440-65535"
+	GatewaySNATPortMin   = 0xf000 // with the mask, the range above
+	GatewaySNATPortMask  = 0xf000
+)
+
 // Per-node names.
 func NodeSwitch(node string) string         { return node }
 func RouterToSwitchPort(node string) string { return "rtos-" + node }

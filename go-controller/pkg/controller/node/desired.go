@@ -159,7 +159,8 @@ func Desired(in Inputs) Rows {
 	}
 	g.NATs = []*nbdb.NAT{{
 		Type: nbdb.NATTypeSNAT, ExternalIP: nodeIP.String(), LogicalIP: in.Subnet.String(),
-		ExternalIDs: nodeIDs(in.Node, "egress"),
+		ExternalPortRange: own.GatewaySNATPortRange,
+		ExternalIDs:       nodeIDs(in.Node, "egress"),
 	}}
 	r.Gateway = g
 	return r

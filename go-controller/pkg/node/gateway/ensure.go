@@ -20,11 +20,12 @@ import (
 // ovs-ofctl otherwise wait forever for a daemon that does not answer.
 const defaultTimeout = 30 * time.Second
 
-// EnsureFlows makes cfg.Bridge's kovn flows equal to the rule set of cfg.
-// When they already are, it changes nothing (flows and counters stay); else
-// it replaces all of them in one atomic OpenFlow bundle. It fails, leaving
-// the bridge as it was, when a named port is not on the bridge or has no
-// OpenFlow number yet.
+// EnsureFlows makes cfg.Bridge's kovn flows equal to the rule set of cfg,
+// and its fragment handling "nx-match" (see fragMode). When they already
+// are, it changes nothing (flows and counters stay); else it replaces all
+// of the flows in one atomic OpenFlow bundle. It fails, leaving the bridge
+// as it was, when a named port is not on the bridge or has no OpenFlow
+// number yet.
 func EnsureFlows(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -46,28 +47,51 @@ func EnsureFlows(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("dump kovn flows of %s: %w", cfg.Bridge, err)
 	}
-	if len(have) == len(want) && !slices.ContainsFunc(have, func(f *ovs.Flow) bool { return f.Cookie != cookie }) {
+	if len(have) != len(want) || slices.ContainsFunc(have, func(f *ovs.Flow) bool { return f.Cookie != cookie }) {
+		err = of.AddFlowBundle(target, func(tx *ovs.FlowTransaction) error {
+			tx.Delete(ours)
+			tx.Add(want...)
+			return tx.Commit()
+		})
+		if err != nil {
+			return fmt.Errorf("replace kovn flows of %s: %w", cfg.Bridge, err)
+		}
+	}
+	return ensureFragMode(ctx, target, cfg.Bridge)
+}
+
+// fragMode is the bridge's fragment handling the flows need: "nx-match"
+// gives the first fragment of a TCP or UDP datagram its ports, so it is
+// steered like an unfragmented packet, where OVS's default ("normal")
+// zeroes the ports of every fragment (a large UDP reply to a pod would then
+// go to the host, and a large ping to the node IP to both sides). The
+// setting lives in ovs-vswitchd, not in OVSDB: a restart resets it, even
+// when ovs-ctl restores the flows, hence the check on every call.
+const fragMode = "nx-match"
+
+func ensureFragMode(ctx context.Context, target, bridge string) error {
+	out, err := run(ctx, nil, "ovs-ofctl", "get-frags", target)
+	if err != nil {
+		return fmt.Errorf("fragment handling of %s: %w", bridge, err)
+	}
+	if strings.TrimSpace(string(out)) == fragMode {
 		return nil
 	}
-	err = of.AddFlowBundle(target, func(tx *ovs.FlowTransaction) error {
-		tx.Delete(ours)
-		tx.Add(want...)
-		return tx.Commit()
-	})
-	if err != nil {
-		return fmt.Errorf("replace kovn flows of %s: %w", cfg.Bridge, err)
+	if _, err := run(ctx, nil, "ovs-ofctl", "set-frags", target, fragMode); err != nil {
+		return fmt.Errorf("fragment handling of %s: %w", bridge, err)
 	}
 	return nil
 }
 
 // PatchPort returns the patch port ovn-controller created on bridge for a
-// localnet port (it sets external_ids:ovn-localnet-port on it), or "" when
+// localnet port (it sets external_ids:ovn-localnet-port on the Port row,
+// not the Interface — seen on OVN 23.03), or "" when
 // there is none yet. runDir is as in Config. More than one such port is an
 // error: the caller must then say which localnet port is the gateway's.
 func PatchPort(ctx context.Context, runDir, bridge string) (string, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	out, err := vsctl(ctx, runDir, "--format=json", "--columns=name,external_ids", "find", "Interface", "type=patch")
+	out, err := vsctl(ctx, runDir, "--format=json", "--columns=name,external_ids", "list", "Port")
 	if err != nil {
 		return "", err
 	}

@@ -8,17 +8,8 @@ import (
 	"net/netip"
 
 	"github.com/digitalocean/go-openvswitch/ovs"
-)
 
-// DefaultZone is the conntrack zone of br-ex's flows when Config.Zone is 0.
-// ovn-controller allocates its zones from 1 upward, one per logical port and
-// router on the chassis, so a zone this high stays clear of them.
-const DefaultZone uint16 = 64000
-
-// ct_mark values: who started the connection.
-const (
-	markOVN  = 1
-	markHost = 2
+	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
 
 const (
@@ -28,10 +19,8 @@ const (
 	cookieMask uint64 = 0xffffffff << 32
 )
 
-const (
-	tableIn    = 0 // every packet starts here
-	tableReply = 1 // packets from the NIC after their conntrack lookup
-)
+// tableIn is the only table: the rules are stateless.
+const tableIn = 0
 
 // Config describes one node's shared-gateway bridge.
 type Config struct {
@@ -48,8 +37,6 @@ type Config struct {
 	// MAC is the address shared by the bridge's LOCAL port and the GR's
 	// external port.
 	MAC net.HardwareAddr
-	// Zone is the conntrack zone of the bridge's flows; 0 means DefaultZone.
-	Zone uint16
 	// RunDir is Open vSwitch's run directory, where db.sock and
 	// <Bridge>.mgmt live; "" leaves the choice to ovs-vsctl and ovs-ofctl
 	// ($OVS_RUNDIR, else /var/run/openvswitch).
@@ -79,13 +66,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-func (c Config) zone() uint16 {
-	if c.Zone == 0 {
-		return DefaultZone
-	}
-	return c.Zone
-}
-
 // ofports are the OpenFlow numbers of the bridge's ports; patch is 0 while
 // the patch port does not exist.
 type ofports struct {
@@ -96,45 +76,47 @@ type ofports struct {
 // that identifies this exact set (see the package documentation for the
 // reason of every flow).
 func desiredFlows(cfg Config, p ofports) ([]*ovs.Flow, uint64, error) {
-	zone := cfg.zone()
-	commit := func(mark int) ovs.Action {
-		return ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d,exec(set_field:%d->ct_mark)", zone, mark))
-	}
+	nodeIP := ovs.NetworkDestination(cfg.NodeIP.String())
 	flows := []*ovs.Flow{
-		{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolIPv4, InPort: p.nic,
-			Actions: []ovs.Action{ovs.ConnectionTracking(fmt.Sprintf("zone=%d,table=%d", zone, tableReply))}},
 		{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolIPv4, InPort: ovs.PortLOCAL,
-			Actions: []ovs.Action{commit(markHost), ovs.Output(p.nic)}},
+			Actions: []ovs.Action{ovs.Output(p.nic)}},
+		{Table: tableIn, Priority: 90, Protocol: ovs.ProtocolIPv4, InPort: p.nic,
+			Actions: []ovs.Action{ovs.Local()}},
 		{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolARP,
 			Actions: []ovs.Action{ovs.Flood()}},
 		{Table: tableIn, Priority: 1,
 			Actions: []ovs.Action{ovs.Normal()}},
-		{Table: tableReply, Priority: 0,
-			Actions: []ovs.Action{ovs.Local()}},
 	}
 	if p.patch != 0 {
 		mac := ovs.DataLinkDestination(cfg.MAC.String())
-		ovnConn := func(state ovs.CTState) []ovs.Match {
-			return []ovs.Match{
-				ovs.ConnectionTrackingState(ovs.SetState(state), ovs.SetState(ovs.CTStateTracked)),
-				ovs.ConnectionTrackingMark(markOVN, 0),
-			}
-		}
+		ovnPorts := ovs.TransportDestinationMaskedPort(own.GatewaySNATPortMin, own.GatewaySNATPortMask)
 		flows = append(flows,
 			&ovs.Flow{Table: tableIn, Priority: 110, InPort: ovs.PortLOCAL, Matches: []ovs.Match{mac},
 				Actions: []ovs.Action{ovs.Output(p.patch)}},
 			&ovs.Flow{Table: tableIn, Priority: 110, InPort: p.patch, Matches: []ovs.Match{mac},
 				Actions: []ovs.Action{ovs.Local()}},
 			&ovs.Flow{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolIPv4, InPort: p.patch,
-				Actions: []ovs.Action{commit(markOVN), ovs.Output(p.nic)}},
-			&ovs.Flow{Table: tableReply, Priority: 100, Protocol: ovs.ProtocolIPv4, Matches: ovnConn(ovs.CTStateEstablished),
+				Actions: []ovs.Action{ovs.Output(p.nic)}},
+			&ovs.Flow{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolTCPv4, InPort: p.nic, Matches: []ovs.Match{nodeIP, ovnPorts},
 				Actions: []ovs.Action{ovs.Output(p.patch)}},
-			&ovs.Flow{Table: tableReply, Priority: 100, Protocol: ovs.ProtocolIPv4, Matches: ovnConn(ovs.CTStateRelated),
+			&ovs.Flow{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolUDPv4, InPort: p.nic, Matches: []ovs.Match{nodeIP, ovnPorts},
 				Actions: []ovs.Action{ovs.Output(p.patch)}},
+			// Echo requests are the host's to answer; echo replies and
+			// errors may concern either side's connections, and each side
+			// drops what it does not expect.
+			&ovs.Flow{Table: tableIn, Priority: 105, Protocol: ovs.ProtocolICMPv4, InPort: p.nic,
+				Matches: []ovs.Match{nodeIP, ovs.ICMPType(8)}, Actions: []ovs.Action{ovs.Local()}},
+			&ovs.Flow{Table: tableIn, Priority: 100, Protocol: ovs.ProtocolICMPv4, InPort: p.nic, Matches: []ovs.Match{nodeIP},
+				Actions: []ovs.Action{ovs.Local(), ovs.Output(p.patch)}},
+			// Fragments after the first carry no ports: they cannot be
+			// steered, so both sides get them and each reassembles what
+			// it has the first fragment of (a large UDP reply to a pod).
+			&ovs.Flow{Table: tableIn, Priority: 101, Protocol: ovs.ProtocolIPv4, InPort: p.nic,
+				Matches: []ovs.Match{nodeIP, ovs.IPFrag(ovs.IPFragFlagLater)}, Actions: []ovs.Action{ovs.Local(), ovs.Output(p.patch)}},
 		)
 	}
 	// The hash covers the text OVS receives, so any change (ports renumbered,
-	// another zone or MAC, a flow added in a later version) yields a new
+	// another node IP or MAC, a flow added in a later version) yields a new
 	// cookie and therefore a rewrite.
 	h := fnv.New32a()
 	for _, f := range flows {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -16,20 +17,48 @@ func TestValidate(t *testing.T) {
 	if err := testConfig().validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
+	hostOnly := testConfig()
+	hostOnly.PatchPort = ""
+	if err := hostOnly.validate(); err != nil {
+		t.Fatalf("config without a patch port: %v", err)
+	}
 	for name, mutate := range map[string]func(*Config){
-		"no bridge":      func(c *Config) { c.Bridge = "" },
-		"no NIC":         func(c *Config) { c.NIC = "" },
-		"IPv6":           func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::2") },
-		"no IP":          func(c *Config) { c.NodeIP = netip.Addr{} },
-		"no MAC":         func(c *Config) { c.MAC = nil },
-		"patch is NIC":   func(c *Config) { c.PatchPort = c.NIC },
-		"EUI-64 address": func(c *Config) { c.MAC = net.HardwareAddr{1, 2, 3, 4, 5, 6, 7, 8} },
+		"no bridge":        func(c *Config) { c.Bridge = "" },
+		"no NIC":           func(c *Config) { c.NIC = "" },
+		"IPv6":             func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::2") },
+		"no IP":            func(c *Config) { c.NodeIP = netip.Addr{} },
+		"no MAC":           func(c *Config) { c.MAC = nil },
+		"patch is NIC":     func(c *Config) { c.PatchPort = c.NIC },
+		"patch is bridge":  func(c *Config) { c.PatchPort = c.Bridge },
+		"IPv4-mapped IPv6": func(c *Config) { c.NodeIP = netip.MustParseAddr("::ffff:192.168.77.2") },
+		"EUI-64 address":   func(c *Config) { c.MAC = net.HardwareAddr{1, 2, 3, 4, 5, 6, 7, 8} },
 	} {
 		c := testConfig()
 		mutate(&c)
 		if err := c.validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// Every problem is reported at once.
+	err := Config{}.validate()
+	if err == nil {
+		t.Fatal("empty config accepted")
+	}
+	for _, want := range []string{"bridge", "NIC", "node IP", "MAC"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("empty config: error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// EnsureFlows refuses an invalid config before it runs any command.
+func TestEnsureFlowsValidates(t *testing.T) {
+	cfg := testConfig()
+	cfg.NodeIP = netip.MustParseAddr("fd00::2")
+	cfg.RunDir = t.TempDir() // no OVS there: reaching it would fail differently
+	err := EnsureFlows(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "only IPv4") {
+		t.Errorf("EnsureFlows with an IPv6 node IP: %v, want the validation error", err)
 	}
 }
 
@@ -64,16 +93,20 @@ func TestDesiredFlows(t *testing.T) {
 	cfg := testConfig()
 	got, cookie := flowText(t, cfg, ofports{nic: 1, patch: 2})
 	want := []string{
-		"priority=100,ip,in_port=1,table=0,idle_timeout=0,actions=ct(zone=64000,table=1)",
-		"priority=100,ip,in_port=LOCAL,table=0,idle_timeout=0,actions=ct(commit,zone=64000,exec(set_field:2->ct_mark)),output:1",
+		// host-only: valid before the patch port exists
+		"priority=100,ip,in_port=LOCAL,table=0,idle_timeout=0,actions=output:1",
+		"priority=90,ip,in_port=1,table=0,idle_timeout=0,actions=local",
 		"priority=100,arp,table=0,idle_timeout=0,actions=flood",
 		"priority=1,table=0,idle_timeout=0,actions=normal",
-		"priority=0,table=1,idle_timeout=0,actions=local",
+		// with the patch port
 		"priority=110,in_port=LOCAL,dl_dst=02:00:00:77:00:02,table=0,idle_timeout=0,actions=output:2",
 		"priority=110,in_port=2,dl_dst=02:00:00:77:00:02,table=0,idle_timeout=0,actions=local",
-		"priority=100,ip,in_port=2,table=0,idle_timeout=0,actions=ct(commit,zone=64000,exec(set_field:1->ct_mark)),output:1",
-		"priority=100,ip,ct_state=+est+trk,ct_mark=0x00000001,table=1,idle_timeout=0,actions=output:2",
-		"priority=100,ip,ct_state=+rel+trk,ct_mark=0x00000001,table=1,idle_timeout=0,actions=output:2",
+		"priority=100,ip,in_port=2,table=0,idle_timeout=0,actions=output:1",
+		"priority=100,tcp,in_port=1,nw_dst=192.168.77.2,tp_dst=0xf000/0xf000,table=0,idle_timeout=0,actions=output:2",
+		"priority=100,udp,in_port=1,nw_dst=192.168.77.2,tp_dst=0xf000/0xf000,table=0,idle_timeout=0,actions=output:2",
+		"priority=105,icmp,in_port=1,nw_dst=192.168.77.2,icmp_type=8,table=0,idle_timeout=0,actions=local",
+		"priority=100,icmp,in_port=1,nw_dst=192.168.77.2,table=0,idle_timeout=0,actions=local,output:2",
+		"priority=101,ip,in_port=1,nw_dst=192.168.77.2,ip_frag=later,table=0,idle_timeout=0,actions=local,output:2",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("flows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -83,19 +116,41 @@ func TestDesiredFlows(t *testing.T) {
 	}
 
 	hostOnly, hostCookie := flowText(t, cfg, ofports{nic: 1})
-	if strings.Join(hostOnly, "\n") != strings.Join(want[:5], "\n") {
-		t.Errorf("without a patch port:\n%s\nwant:\n%s", strings.Join(hostOnly, "\n"), strings.Join(want[:5], "\n"))
+	if strings.Join(hostOnly, "\n") != strings.Join(want[:4], "\n") {
+		t.Errorf("without a patch port:\n%s\nwant:\n%s", strings.Join(hostOnly, "\n"), strings.Join(want[:4], "\n"))
 	}
 	_, renumbered := flowText(t, cfg, ofports{nic: 1, patch: 3})
-	cfg.Zone = 64001
-	_, rezoned := flowText(t, cfg, ofports{nic: 1, patch: 2})
+	_, nicRenumbered := flowText(t, cfg, ofports{nic: 4, patch: 2})
+	other := testConfig()
+	other.NodeIP = netip.MustParseAddr("192.168.77.3")
+	_, otherIP := flowText(t, other, ofports{nic: 1, patch: 2})
+	other = testConfig()
+	other.MAC[5] = 3
+	_, otherMAC := flowText(t, other, ofports{nic: 1, patch: 2})
 	_, again := flowText(t, testConfig(), ofports{nic: 1, patch: 2})
 	if again != cookie {
 		t.Errorf("same rule set, cookies %#x and %#x", cookie, again)
 	}
-	for name, c := range map[string]uint64{"host-only": hostCookie, "renumbered": renumbered, "other zone": rezoned} {
+	cookies := map[string]uint64{"host-only": hostCookie, "patch renumbered": renumbered, "NIC renumbered": nicRenumbered,
+		"other node IP": otherIP, "other MAC": otherMAC}
+	for name, c := range cookies {
 		if c == cookie {
 			t.Errorf("%s rule set has the same cookie %#x", name, c)
 		}
+		if c&cookieMask != cookieKovn {
+			t.Errorf("%s rule set's cookie %#x lacks the kovn prefix", name, c)
+		}
+	}
+}
+
+// The names and the run directory are not in the flows: they must not
+// change the cookie, or every agent restart with another spelling would
+// rewrite the bridge.
+func TestCookieIgnoresNames(t *testing.T) {
+	_, cookie := flowText(t, testConfig(), ofports{nic: 1, patch: 2})
+	cfg := testConfig()
+	cfg.Bridge, cfg.NIC, cfg.PatchPort, cfg.RunDir = "breth0", "ens3", "patch-x", "/run/ovs"
+	if _, c := flowText(t, cfg, ofports{nic: 1, patch: 2}); c != cookie {
+		t.Errorf("cookie %#x changed to %#x with only names changed", cookie, c)
 	}
 }

@@ -35,7 +35,9 @@ const (
 // ovsdb-server and ovs-vswitchd (netdev datapath) with br-ex holding the
 // node IP and eth0, whose veth peer is in "outside"; addOVN adds br-int, the
 // patch pair and an internal port "gr" moved into namespace "ovn", with
-// br-ex's IP and MAC, standing in for GR_<node>.
+// br-ex's IP and MAC, standing in for GR_<node>. The tests make "ovn"'s
+// outgoing connections from the GR's SNAT ports (ovnAddr), the host's from
+// its ordinary ephemeral ones.
 type lab struct {
 	t     *testing.T
 	dir   string            // OVS run, db and log directory
@@ -46,7 +48,7 @@ type lab struct {
 }
 
 func newLab(t *testing.T) *lab {
-	bins := lookBinaries(t, "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "ethtool")
+	bins := lookBinaries(t, "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "ethtool", "ping")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and runs ovs-vswitchd")
 	}
@@ -87,7 +89,7 @@ func newLab(t *testing.T) *lab {
 func (l *lab) addOVN() {
 	l.vsctl("add-br", "br-int", "--", "set", "Bridge", "br-int", "datapath_type=netdev")
 	l.vsctl("add-port", "br-ex", patchExt, "--", "set", "Interface", patchExt, "type=patch",
-		"options:peer="+patchInt, "external_ids:ovn-localnet-port=lnet-n1",
+		"options:peer="+patchInt, "--", "set", "Port", patchExt, "external_ids:ovn-localnet-port=lnet-n1",
 		"--", "add-port", "br-int", patchInt, "--", "set", "Interface", patchInt, "type=patch", "options:peer="+patchExt,
 		"--", "add-port", "br-int", "gr", "--", "set", "Interface", "gr", "type=internal")
 	p, g := l.vsctl("get", "Interface", patchInt, "ofport"), l.vsctl("get", "Interface", "gr", "ofport")
@@ -274,7 +276,7 @@ func lookBinaries(t *testing.T, names ...string) map[string]string {
 		bins[name] = path
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("binaries not found: %s (apt-get install openvswitch-switch iproute2 ethtool)", strings.Join(missing, ", "))
+		msg := fmt.Sprintf("binaries not found: %s (apt-get install openvswitch-switch iproute2 ethtool iputils-ping)", strings.Join(missing, ", "))
 		if os.Getenv("KOVN_REQUIRE_OVN") == "1" {
 			t.Fatal(msg + "; KOVN_REQUIRE_OVN=1 forbids skipping")
 		}
