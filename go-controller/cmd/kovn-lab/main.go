@@ -92,6 +92,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "portal", Value: "127.0.0.1:16443", Usage: "loopback address that forwards to the API server"},
 			&cli.StringFlag{Name: "bin-dir", Usage: "kovn binaries (default: the directory of kovn-lab)"},
 			&cli.BoolFlag{Name: "skip-deps", Usage: "do not check or install Debian packages"},
+			&cli.IntFlag{Name: "host-subnet-length", Usage: "node subnet prefix length for kovn-controller (default: its own, /24)"},
 			&cli.StringFlag{Name: "manifests", Usage: "kovn's dist/manifests (default: found from the binary's location in a checkout)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -116,7 +117,7 @@ func upCommand() *cli.Command {
 			}
 			manifests, _ = filepath.Abs(manifests)
 			_, err = lab.Up(c.Context, lab.Config{
-				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests,
+				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests, HostSubnetLength: c.Int("host-subnet-length"),
 				Nodes: c.Int("nodes"), Mode: c.String("mode"), K8sVersion: version, PortalAddr: c.String("portal"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err

@@ -15,7 +15,7 @@ func Packages() []string {
 		"ovn-central", "ovn-host", "openvswitch-switch", // OVN 23.03, OVS 3.1
 		"etcd-server", "containerd", "runc", "containernetworking-plugins",
 		"iproute2", "iptables", "conntrack", "ethtool", "util-linux", "procps", "psmisc",
-		"kmod", "tcpdump", "mmdebstrap",
+		"kmod", "tcpdump", "mmdebstrap", "iputils-ping", "curl",
 	}
 }
 

@@ -30,7 +30,7 @@ func (l *Lab) applyManifests(ctx context.Context) error {
 	if l.ManifestDir == "" {
 		return nil
 	}
-	for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml"} {
+	for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml", "11-rbac-node.yaml"} {
 		if _, err := run(l.KubectlPath(), "--kubeconfig="+l.KubeconfigPath(), "apply", "-f", filepath.Join(l.ManifestDir, f)); err != nil {
 			return err
 		}
@@ -49,18 +49,22 @@ func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
 	if err := pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID("kovn-controller")]); err != nil {
 		return nil, err
 	}
+	var extra []string
+	if l.HostSubnetLength != 0 {
+		extra = append(extra, "--host-subnet-length="+strconv.Itoa(l.HostSubnetLength))
+	}
 	var specs []supervise.Spec
 	for i := 0; i < ControllerReplicas; i++ {
 		specs = append(specs, supervise.Spec{
 			Name: "kovn-controller:" + strconv.Itoa(i), NetNS: NetNSPath("cp"),
-			Argv: []string{bin,
+			Argv: append([]string{bin,
 				"--kubeconfig=" + kubeconfig,
 				"--nb-address=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(NBPort),
 				"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
 				"--mode=" + l.Mode,
 				"--identity=controller-" + strconv.Itoa(i),
 				"--metrics-address=127.0.0.1:" + strconv.Itoa(ControllerMetricsPort(i)),
-			},
+			}, extra...),
 		})
 	}
 	return specs, nil
@@ -85,4 +89,24 @@ func (l *Lab) startKovn(ctx context.Context, b *pki.Bundle) error {
 		}
 	}
 	return nil
+}
+
+// startKovnNode runs the node agent on a host with production flags; it
+// configures the chassis, moves the host IP onto br-ex and installs CNI.
+func (l *Lab) startKovnNode(node, bin string) error {
+	b, err := l.ensurePKI()
+	if err != nil {
+		return err
+	}
+	kubeconfig := l.nodeDir(node, "kovn-node.kubeconfig")
+	if err := pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID("kovn-node")]); err != nil {
+		return err
+	}
+	return l.sup.Ensure(l.nodeSpec("kovn-node", node, bin,
+		"--node-name="+node, "--kubeconfig="+kubeconfig,
+		"--ovn-remote=tcp:"+ControlPlaneIP+":"+strconv.Itoa(SBPort),
+		"--encap-ip="+l.NodeIPs[node], "--datapath-type=netdev", "--gateway-interface=eth0",
+		"--cluster-cidr="+ClusterCIDR, "--service-cidr="+ServiceCIDR,
+		"--cni-plugin="+filepath.Join(l.BinDir, "kovn-cni"),
+	))
 }

@@ -31,6 +31,9 @@ type Config struct {
 	PortalAddr string // loopback address in the root namespace that forwards to the API server
 	// ManifestDir holds kovn's manifests (dist/manifests); RBAC comes from there.
 	ManifestDir string
+	// HostSubnetLength is the controller's node subnet prefix length; 0
+	// keeps its default (/24). The W1 workload puts 334 pods on a node.
+	HostSubnetLength int
 }
 
 // Underlay addressing. The lab owns these ranges only inside its own

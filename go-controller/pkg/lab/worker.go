@@ -74,6 +74,14 @@ func (l *Lab) setupOVS(node string) error {
 		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
 		return err
 	}
+	if err := l.sup.Ensure(l.nodeSpec("ovn-controller", node, append([]string{"ovn-controller",
+		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
+		return err
+	}
+	if bin := l.kovnBin("kovn-node"); bin != "" {
+		// kovn-node owns the chassis configuration and the shared gateway.
+		return l.startKovnNode(node, bin)
+	}
 	ip := l.NodeIPs[node]
 	mac, err := linkMAC(node, "eth0")
 	if err != nil {
@@ -102,8 +110,7 @@ func (l *Lab) setupOVS(node string) error {
 			return err
 		}
 	}
-	return l.sup.Ensure(l.nodeSpec("ovn-controller", node, append([]string{"ovn-controller",
-		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...))
+	return nil
 }
 
 const containerdConfig = `version = 2
@@ -132,8 +139,12 @@ func (l *Lab) setupContainerd(node string) error {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(containerdConfig, l.Images["pause"])), 0o644); err != nil {
 		return err
 	}
-	if err := copyFile("/usr/lib/cni/loopback", l.hostFile(node, "/opt/cni/bin", "loopback"), 0o755); err != nil {
-		return err
+	// What a node's OS provides: the runtime's loopback plugin, and portmap
+	// for hostPort (kovn's conflist chains it).
+	for _, plugin := range []string{"loopback", "portmap"} {
+		if err := copyFile("/usr/lib/cni/"+plugin, l.hostFile(node, "/opt/cni/bin", plugin), 0o755); err != nil {
+			return err
+		}
 	}
 	if err := l.sup.Ensure(l.nodeSpec("containerd", node, "containerd", "--config="+cfg)); err != nil {
 		return err

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+)
+
+// Node configures kovn-node.
+type Node struct {
+	NodeName   string
+	Kubeconfig string
+	KubeQPS    float32
+	KubeBurst  int
+
+	OVSDB             string // local Open_vSwitch database
+	OVNRemote         string // SB address(es) for ovn-controller
+	SystemID          string // chassis name; default: the existing one, else the node name
+	EncapIP           string // default: the gateway interface's address
+	DatapathType      string // netdev (userspace) or system (kernel)
+	GatewayInterface  string // NIC moved into br-ex
+	ClusterCIDRs      []netip.Prefix
+	ServiceCIDRs      []netip.Prefix
+	MTU               int
+	CNIBinDir         string
+	CNIConfDir        string
+	CNIPlugin         string // the kovn-cni binary to install
+	SocketPath        string
+	AnnotationTimeout time.Duration
+	InstallTimeout    time.Duration
+	MetricsAddr       string
+}
+
+// NodeFlags are the flags of kovn-node (also settable in --config).
+func NodeFlags() []cli.Flag {
+	host, _ := os.Hostname()
+	fl := []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, EnvVars: []string{"NODE_NAME"}, Usage: "this node's Kubernetes name"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: in-cluster)"}),
+		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "kube-qps", Value: 50}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "kube-burst", Value: 100}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "ovs-db", Value: "unix:/var/run/openvswitch/db.sock", Usage: "the host's Open_vSwitch database"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "ovn-remote", Required: true, Usage: "OVN SB address(es) for ovn-controller, e.g. tcp:10.0.0.1:6642"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "system-id", Usage: "chassis name (default: the one set, else the node name)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "encap-ip", Usage: "Geneve endpoint (default: the gateway interface's IPv4 address)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "datapath-type", Value: "system", Usage: "system (kernel module) or netdev (userspace)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "gateway-interface", Value: "eth0", Usage: "NIC holding the node IP; moved into br-ex"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "cluster-cidr", Value: cli.NewStringSlice("10.128.0.0/14")}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16")}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU (the controller's value wins when it writes one)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-bin-dir", Value: "/opt/cni/bin"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-conf-dir", Value: "/etc/cni/net.d"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-plugin", Value: "/usr/libexec/kovn/kovn-cni", Usage: "kovn-cni binary to install into --cni-bin-dir"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-socket", Value: "/run/kovn/cni.sock"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "annotation-timeout", Value: 30 * time.Second, Usage: "how long CNI ADD waits for the controller's pod annotation"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478"}),
+	}
+	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
+}
+
+// NodeFromCLI reads and validates the flags.
+func NodeFromCLI(c *cli.Context) (*Node, error) {
+	cfg := &Node{
+		NodeName: c.String("node-name"), Kubeconfig: c.String("kubeconfig"),
+		KubeQPS: float32(c.Float64("kube-qps")), KubeBurst: c.Int("kube-burst"),
+		OVSDB: c.String("ovs-db"), OVNRemote: c.String("ovn-remote"), SystemID: c.String("system-id"),
+		EncapIP: c.String("encap-ip"), DatapathType: c.String("datapath-type"), GatewayInterface: c.String("gateway-interface"),
+		MTU: c.Int("mtu"), CNIBinDir: c.String("cni-bin-dir"), CNIConfDir: c.String("cni-conf-dir"),
+		CNIPlugin: c.String("cni-plugin"), SocketPath: c.String("cni-socket"),
+		AnnotationTimeout: c.Duration("annotation-timeout"), InstallTimeout: c.Duration("install-timeout"),
+		MetricsAddr: c.String("metrics-address"),
+	}
+	var err error
+	if cfg.ClusterCIDRs, err = parsePrefixes("cluster-cidr", c.StringSlice("cluster-cidr")); err != nil {
+		return nil, err
+	}
+	if cfg.ServiceCIDRs, err = parsePrefixes("service-cidr", c.StringSlice("service-cidr")); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		return nil, fmt.Errorf("--node-name is required")
+	}
+	if cfg.DatapathType != "system" && cfg.DatapathType != "netdev" {
+		return nil, fmt.Errorf("--datapath-type must be system or netdev")
+	}
+	if cfg.EncapIP != "" {
+		if _, err := netip.ParseAddr(cfg.EncapIP); err != nil {
+			return nil, fmt.Errorf("--encap-ip: %w", err)
+		}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,309 @@
+// Package agent is kovn-node: it configures the host's OVS for OVN, moves
+// the node IP onto br-ex, sets up the management port, publishes the node's
+// gateway for the controller, installs the CNI plugin and serves CNI.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/cni"
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/gateway"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/hostnet"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/ovs"
+	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
+)
+
+// Management port: the host's way into the pod network without NAT.
+const mgmtPortName = "kovn-mp0"
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg prometheus.Registerer) error {
+	o, err := ovs.Connect(ctx, cfg.OVSDB)
+	if err != nil {
+		return fmt.Errorf("local OVS %s: %w", cfg.OVSDB, err)
+	}
+	defer o.Close()
+
+	factory := informers.NewSharedInformerFactoryWithOptions(kc, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+		}))
+	pods := factory.Core().V1().Pods()
+	waiter := newPodWaiter(pods.Lister())
+	if _, err := pods.Informer().AddEventHandler(waiter.handler()); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	if err := setupChassis(ctx, cfg, o); err != nil {
+		return err
+	}
+	gw, err := setupGateway(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	chassisID, err := o.ChassisID(ctx)
+	if err != nil {
+		return err
+	}
+	// The agent may start before kubelet registered the Node.
+	if _, err := waitNode(ctx, kc, cfg.NodeName, func(*corev1.Node) bool { return true }); err != nil {
+		return err
+	}
+	if !gw.NextHop.IsValid() {
+		// The route is gone (OVS bounced br-ex) after an earlier run moved
+		// it: the next hop is the one that run published.
+		if gw.NextHop, err = publishedNextHop(ctx, kc, cfg.NodeName); err != nil {
+			return err
+		}
+	}
+	if err := publishGateway(ctx, kc, cfg.NodeName, chassisID, gw, cfg.GatewayInterface); err != nil {
+		return err
+	}
+	subnet, err := waitNodeSubnet(ctx, kc, cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	if err := setupManagementPort(ctx, cfg, o, subnet); err != nil {
+		return err
+	}
+	routes := hostRoutes(cfg, gw, subnet)
+	if err := hostnet.EnsureRoutes(routes); err != nil {
+		return err
+	}
+	changes, err := hostnet.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	go keepHostNetwork(ctx, cfg, gw, routes, changes)
+	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
+		klog.ErrorS(err, "start-up cleanup of pod ports")
+	}
+	h := newCNIHandler(cfg, o, waiter, reg)
+	srv := cni.NewServer(cfg.SocketPath, h, cni.ServerOptions{Registerer: reg, AddTimeout: cfg.AnnotationTimeout + cfg.InstallTimeout + 10*time.Second})
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	// The runtime calls the network ready when the conflist appears: only
+	// once the socket answers.
+	if err := installCNI(cfg); err != nil {
+		return err
+	}
+	klog.InfoS("kovn-node ready", "node", cfg.NodeName, "chassis", chassisID, "subnet", subnet, "gateway", gw.IP)
+	return srv.Serve(ctx)
+}
+
+// setupChassis writes what ovn-controller needs to register the chassis.
+func setupChassis(ctx context.Context, cfg *config.Node, o *ovs.Client) error {
+	systemID := cfg.SystemID
+	if systemID == "" {
+		if id, err := o.ChassisID(ctx); err == nil && id != "" {
+			systemID = id
+		} else {
+			systemID = cfg.NodeName
+		}
+	}
+	encapIP := cfg.EncapIP
+	if encapIP == "" {
+		if g, err := hostnet.ReadGateway(cfg.GatewayInterface); err == nil {
+			encapIP = g.IP.Addr().String()
+		} else if g, err := hostnet.ReadGateway("br-ex"); err == nil {
+			encapIP = g.IP.Addr().String() // a restart: the address already moved
+		} else {
+			return fmt.Errorf("no --encap-ip and no address on %s or br-ex", cfg.GatewayInterface)
+		}
+	}
+	return o.EnsureChassis(ctx, ovs.ChassisConfig{
+		SystemID: systemID, Hostname: cfg.NodeName, OVNRemote: cfg.OVNRemote,
+		EncapType: "geneve", EncapIP: encapIP,
+		BridgeMappings: own.PhysicalNetwork + ":br-ex", DatapathType: cfg.DatapathType,
+	})
+}
+
+// setupGateway moves the NIC into br-ex, with its addresses and routes.
+func setupGateway(ctx context.Context, cfg *config.Node, o *ovs.Client) (*hostnet.Gateway, error) {
+	nic, err := hostnet.WaitLink(cfg.GatewayInterface, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	// br-ex keeps the NIC's MAC, so neighbours' ARP caches stay right.
+	other := map[string]string{"hwaddr": nic.Attrs().HardwareAddr.String()}
+	if err := o.EnsureBridge(ctx, "br-ex", cfg.DatapathType, other); err != nil {
+		return nil, err
+	}
+	if err := o.EnsureSystemPort(ctx, "br-ex", cfg.GatewayInterface); err != nil {
+		return nil, err
+	}
+	if _, err := hostnet.WaitLink("br-ex", 10*time.Second); err != nil {
+		return nil, err
+	}
+	if err := hostnet.MoveAddresses(cfg.GatewayInterface, "br-ex"); err != nil {
+		return nil, err
+	}
+	gw, err := hostnet.ReadGateway("br-ex")
+	if err != nil {
+		return nil, err
+	}
+	// The tap behind br-ex may still carry its random MAC until
+	// ovs-vswitchd applies hwaddr; the MAC the gateway router must share
+	// is the one br-ex is configured with, not the one seen this instant.
+	gw.MAC = nic.Attrs().HardwareAddr
+	return gw, nil
+}
+
+// publishGateway records the chassis and gateway on the Node.
+func publishGateway(ctx context.Context, kc kubernetes.Interface, node, chassisID string, gw *hostnet.Gateway, nic string) error {
+	val := (&kube.NodeGateway{ChassisID: chassisID, IP: gw.IP.String(), NextHop: gw.NextHop.String(), MAC: gw.MAC.String(), Interface: nic}).Marshal()
+	n, err := kc.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if n.Annotations[kube.NodeGatewayAnnotation] == val {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, kube.NodeGatewayAnnotation, val)
+	_, err = kc.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kovn-node"})
+	return err
+}
+
+// waitNodeSubnet waits for the controller to record the node's subnet.
+func waitNodeSubnet(ctx context.Context, kc kubernetes.Interface, node string) (netip.Prefix, error) {
+	n, err := waitNode(ctx, kc, node, func(n *corev1.Node) bool {
+		s, err := kube.ParseNodeSubnets(n.Annotations[kube.NodeSubnetsAnnotation])
+		return err == nil && len(s) > 0
+	})
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	s, _ := kube.ParseNodeSubnets(n.Annotations[kube.NodeSubnetsAnnotation])
+	return s[0], nil
+}
+
+// waitNode watches the Node until ok(node) holds.
+func waitNode(ctx context.Context, kc kubernetes.Interface, node string, ok func(*corev1.Node) bool) (*corev1.Node, error) {
+	sel := fields.OneTermEqualSelector("metadata.name", node).String()
+	for {
+		list, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return nil, err
+		}
+		if len(list.Items) == 1 && ok(&list.Items[0]) {
+			return &list.Items[0], nil
+		}
+		klog.InfoS("waiting for the Node", "node", node)
+		w, err := kc.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			return nil, err
+		}
+		for ev := range w.ResultChan() {
+			if n, isNode := ev.Object.(*corev1.Node); isNode && ok(n) {
+				w.Stop()
+				return n, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// setupManagementPort plugs kovn-mp0 into br-int as the node's management
+// port and routes the cluster CIDR through it.
+func setupManagementPort(ctx context.Context, cfg *config.Node, o *ovs.Client, subnet netip.Prefix) error {
+	mgmt := ipam.ManagementIP(subnet)
+	ids := map[string]string{"iface-id": own.ManagementPort(cfg.NodeName)}
+	// br-int is ovn-controller's to create (fail-mode secure, its datapath
+	// type); until it has, adding the port fails. Start-up only.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := o.AddInternalPort(ctx, "br-int", mgmtPortName, ids, ipam.MACFromIP(mgmt).String())
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("management port (is ovn-controller running and has it created br-int?): %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := hostnet.WaitLink(mgmtPortName, 10*time.Second); err != nil {
+		return err
+	}
+	if err := hostnet.ManagementPort(mgmtPortName, netip.PrefixFrom(mgmt, subnet.Bits()), cfg.MTU); err != nil {
+		return err
+	}
+	return hostnet.EnsureHostPortMasquerade(mgmtPortName)
+}
+
+// hostRoutes are the routes the agent owns on the host: the default route
+// through br-ex and the cluster CIDRs through the management port.
+func hostRoutes(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) []hostnet.Route {
+	rs := []hostnet.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: gw.NextHop, Dev: "br-ex"}}
+	for _, c := range cfg.ClusterCIDRs {
+		rs = append(rs, hostnet.Route{Dst: c, Via: ipam.GatewayIP(subnet), Dev: mgmtPortName})
+	}
+	return rs
+}
+
+// keepHostNetwork keeps the host's routes and br-ex's shared-gateway flows
+// in place. Routes come back the moment the kernel reports a change: it
+// drops every route through a device that goes down, which OVS's userspace
+// datapath does to its taps when it reconfigures. Flows are checked every
+// 2 s: ovs-vswitchd forgets them when it restarts, and the patch port to
+// OVN appears (and gets a new number) only once the gateway router exists.
+func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway, routes []hostnet.Route, changes <-chan struct{}) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	flows := func() {
+		patch, err := gateway.PatchPort(ctx, "", "br-ex")
+		if err == nil {
+			err = gateway.EnsureFlows(ctx, gateway.Config{
+				Bridge: "br-ex", NIC: cfg.GatewayInterface, PatchPort: patch, NodeIP: gw.IP.Addr(), MAC: gw.MAC,
+			})
+		}
+		if err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "shared gateway flows on br-ex")
+		}
+	}
+	flows()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-t.C:
+			flows()
+		}
+		if err := hostnet.EnsureRoutes(routes); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "host routes")
+		}
+	}
+}
+
+// publishedNextHop reads the next hop an earlier run published.
+func publishedNextHop(ctx context.Context, kc kubernetes.Interface, node string) (netip.Addr, error) {
+	n, err := kc.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	g, err := kube.ParseNodeGateway(n.Annotations[kube.NodeGatewayAnnotation])
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("br-ex has no default route and the node has no published gateway: %w", err)
+	}
+	return netip.ParseAddr(g.NextHop)
+}

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+)
+
+// requireKovnCNI fails unless the lab runs kovn-node (and so kovn's CNI).
+func requireKovnCNI(t *testing.T, e *env) {
+	if !e.lab.HasCNI() {
+		t.Fatal("the lab runs no kovn-node (was it built?)")
+	}
+}
+
+// threePods runs test servers a and b on the first node and c on the second.
+func (e *env) threePods(t *testing.T, ns string) (a, b, c *corev1.Pod) {
+	n1, n2 := e.lab.NodeNames[0], e.lab.NodeNames[1]
+	pods := e.createRunning(t, 2*time.Minute, e.testServerPod(ns, "a", n1), e.testServerPod(ns, "b", n1), e.testServerPod(ns, "c", n2))
+	return pods[0], pods[1], pods[2]
+}
+
+// TestPodToPod: on one node and across nodes, TCP and UDP, and the server
+// sees the client's own pod IP.
+func TestPodToPod(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "p2p")
+	a, b, c := e.threePods(t, ns)
+	for _, dst := range []*corev1.Pod{b, c} {
+		for _, pp := range []struct{ proto, port string }{{"tcp", "8080"}, {"tcp", "80"}, {"udp", "9090"}, {"udp", "81"}} {
+			r, err := e.probe(t, ns+"/a", dst.Status.PodIP+":"+pp.port, pp.proto)
+			if err != nil {
+				t.Errorf("a → %s %s/%s: %v", dst.Name, pp.proto, pp.port, err)
+				continue
+			}
+			if r.Pod != ns+"/"+dst.Name || r.Client != a.Status.PodIP {
+				t.Errorf("a → %s %s/%s: reply %+v, want %s/%s seeing %s", dst.Name, pp.proto, pp.port, r, ns, dst.Name, a.Status.PodIP)
+			}
+		}
+	}
+	// A full-MTU exchange across nodes: 1372 bytes of ICMP payload + 28 of
+	// headers = 1400, the pod MTU, with fragmentation forbidden.
+	out, err := e.labCmd(t, nil, "exec", ns+"/a", "--", "ping", "-c", "3", "-W", "2", "-M", "do", "-s", "1372", c.Status.PodIP)
+	if err != nil {
+		t.Errorf("1400-byte ping across nodes: %v\n%s", err, out)
+	}
+}
+
+// mgmtIP is the management port address of a node.
+func (e *env) mgmtIP(t *testing.T, node string) string {
+	return ipam.ManagementIP(e.nodeSubnets(t)[node]).String()
+}
+
+// hostServer runs a test server on a lab host for the test's duration.
+func (e *env) hostServer(t *testing.T, host, port string) {
+	t.Helper()
+	bin := strings.TrimSuffix(e.labBin, "kovn-lab") + "kovn-test-server"
+	cmd := exec.Command(e.labBin, "--state-dir", e.lab.StateDir, "exec", "host:"+host, "--",
+		bin, "--name=host/"+host, "--node="+host, "--tcp-ports="+port, "--udp-ports=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	time.Sleep(300 * time.Millisecond)
+}
+
+// TestHostPodNoNAT: a host reaches pods through its management port and
+// pods reach their host the same way; neither side is NATed.
+func TestHostPodNoNAT(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "hostpod")
+	a, _, c := e.threePods(t, ns)
+	n1 := e.lab.NodeNames[0]
+	mgmt := e.mgmtIP(t, n1)
+	for _, dst := range []*corev1.Pod{a, c} {
+		r, err := e.probe(t, "host:"+n1, dst.Status.PodIP+":8080", "tcp")
+		if err != nil {
+			t.Errorf("host %s → pod %s: %v", n1, dst.Name, err)
+			continue
+		}
+		if r.Client != mgmt {
+			t.Errorf("host → pod %s: server saw %s, want the management address %s", dst.Name, r.Client, mgmt)
+		}
+	}
+	e.hostServer(t, n1, "18080")
+	r, err := e.probe(t, ns+"/a", mgmt+":18080", "tcp")
+	if err != nil {
+		t.Fatalf("pod → its host's management address: %v", err)
+	}
+	if r.Client != a.Status.PodIP {
+		t.Errorf("pod → host: host saw %s, want the pod IP %s", r.Client, a.Status.PodIP)
+	}
+}
+
+// TestNodeAgentRestartKeepsTraffic probes between pods on two nodes while
+// kovn-node restarts on one of them: no probe may fail.
+func TestNodeAgentRestartKeepsTraffic(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "agentrestart")
+	a, _, c := e.threePods(t, ns)
+	var sent, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sent.Add(1)
+			if _, err := e.probe(t, ns+"/a", c.Status.PodIP+":8080", "tcp"); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	for _, n := range []string{a.Spec.NodeName, c.Spec.NodeName} {
+		if _, err := e.labCmd(t, nil, "restart", "node:"+n); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d probes during two kovn-node restarts, %d failed", sent.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d probes failed while kovn-node restarted; first: %v", failed.Load(), sent.Load(), firstErr.Load())
+	}
+	// The restarted agents still plug new pods.
+	e.createRunning(t, time.Minute, e.testServerPod(ns, "after", a.Spec.NodeName))
+}
