@@ -25,8 +25,12 @@ func newNamespaces(t *testing.T) (host, pod ns.NetNS) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = testutils.UnmountNS(pod)
-		_ = testutils.UnmountNS(host)
+		for _, n := range []ns.NetNS{pod, host} {
+			_ = n.Close()
+			if err := testutils.UnmountNS(n); err != nil {
+				t.Errorf("remove test namespace: %v", err)
+			}
+		}
 	})
 	return host, pod
 }
