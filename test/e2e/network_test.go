@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab"
 )
 
 // requireKovnCNI fails unless the lab runs kovn-node (and so kovn's CNI).
@@ -98,6 +99,61 @@ func TestHostPodNoNAT(t *testing.T) {
 	}
 	if r.Client != a.Status.PodIP {
 		t.Errorf("pod → host: host saw %s, want the pod IP %s", r.Client, a.Status.PodIP)
+	}
+}
+
+// TestPodToExternal: pods leave through their node's gateway router and are
+// seen outside as the node IP; the outside cannot reach a pod IP.
+func TestPodToExternal(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "egress")
+	a, _, c := e.threePods(t, ns)
+	for _, p := range []*corev1.Pod{a, c} {
+		for _, pp := range []struct{ proto, port string }{{"tcp", "80"}, {"tcp", "8080"}, {"udp", "9090"}} {
+			r, err := e.probe(t, ns+"/"+p.Name, lab.ExternalIP+":"+pp.port, pp.proto)
+			if err != nil {
+				t.Errorf("%s → external %s/%s: %v", p.Name, pp.proto, pp.port, err)
+				continue
+			}
+			if want := e.lab.NodeIPs[p.Spec.NodeName]; r.Client != want {
+				t.Errorf("%s → external %s: seen as %s, want the node IP %s", p.Name, pp.proto, r.Client, want)
+			}
+		}
+	}
+	if out, err := e.labCmd(t, nil, "exec", ns+"/a", "--", "ping", "-c", "2", "-W", "2", lab.ExternalIP); err != nil {
+		t.Errorf("ping from a pod to the external host: %v\n%s", err, out)
+	}
+	if _, err := e.probe(t, "external", a.Status.PodIP+":8080", "tcp"); err == nil {
+		t.Error("the external host reached a pod IP directly in overlay mode")
+	}
+}
+
+// TestHostPort: a hostPort answers on its node's IP from outside and from
+// a pod on another node.
+func TestHostPort(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "hostport")
+	n1, n2 := e.lab.NodeNames[0], e.lab.NodeNames[1]
+	hp := e.testServerPod(ns, "hp", n2)
+	hp.Spec.Containers[0].Ports = []corev1.ContainerPort{
+		{ContainerPort: 8080, HostPort: 30080, Protocol: corev1.ProtocolTCP},
+		{ContainerPort: 9090, HostPort: 30090, Protocol: corev1.ProtocolUDP},
+	}
+	e.createRunning(t, 2*time.Minute, hp, e.testServerPod(ns, "client", n1))
+	target := e.lab.NodeIPs[n2]
+	for _, from := range []string{"external", ns + "/client"} {
+		for _, pp := range []struct{ proto, port string }{{"tcp", "30080"}, {"udp", "30090"}} {
+			r, err := e.probe(t, from, target+":"+pp.port, pp.proto)
+			if err != nil {
+				t.Errorf("%s → %s:%s/%s: %v", from, target, pp.port, pp.proto, err)
+				continue
+			}
+			if r.Pod != ns+"/hp" {
+				t.Errorf("%s → hostPort answered by %s", from, r.Pod)
+			}
+		}
 	}
 }
 

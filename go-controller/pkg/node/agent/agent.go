@@ -153,8 +153,16 @@ func setupGateway(ctx context.Context, cfg *config.Node, o *ovs.Client) (*hostne
 	if _, err := hostnet.WaitLink("br-ex", 10*time.Second); err != nil {
 		return nil, err
 	}
+	// Read the next hop before the move: OVS may bounce br-ex right after,
+	// and the kernel then drops the route that was just moved onto it.
+	nextHop := hostnet.DefaultNextHop(cfg.GatewayInterface)
 	if err := hostnet.MoveAddresses(cfg.GatewayInterface, "br-ex"); err != nil {
 		return nil, err
+	}
+	if cfg.DatapathType == "netdev" {
+		if err := hostnet.IsolateNIC(cfg.GatewayInterface); err != nil {
+			return nil, fmt.Errorf("isolate %s from the host stack: %w", cfg.GatewayInterface, err)
+		}
 	}
 	gw, err := hostnet.ReadGateway("br-ex")
 	if err != nil {
@@ -164,6 +172,9 @@ func setupGateway(ctx context.Context, cfg *config.Node, o *ovs.Client) (*hostne
 	// ovs-vswitchd applies hwaddr; the MAC the gateway router must share
 	// is the one br-ex is configured with, not the one seen this instant.
 	gw.MAC = nic.Attrs().HardwareAddr
+	if !gw.NextHop.IsValid() {
+		gw.NextHop = nextHop
+	}
 	return gw, nil
 }
 
@@ -245,6 +256,9 @@ func setupManagementPort(ctx context.Context, cfg *config.Node, o *ovs.Client, s
 		return err
 	}
 	if err := hostnet.ManagementPort(mgmtPortName, netip.PrefixFrom(mgmt, subnet.Bits()), cfg.MTU); err != nil {
+		return err
+	}
+	if err := hostnet.EnableForwarding(); err != nil {
 		return err
 	}
 	return hostnet.EnsureHostPortMasquerade(mgmtPortName)

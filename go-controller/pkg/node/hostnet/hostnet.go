@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -229,4 +230,52 @@ func Changes(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return out, nil
+}
+
+// IsolateNIC keeps the host's own stack away from a NIC that OVS's
+// userspace datapath reads through a raw socket. The kernel still receives
+// every frame on it too, and since the node IP is local (on br-ex) it would
+// answer traffic meant for the gateway router — a TCP RST to every SYN-ACK
+// of a pod's outgoing connection. Packet sockets see frames before the raw
+// table, so OVS is unaffected. With the kernel datapath the NIC's frames go
+// to OVS only, and this is not needed.
+func IsolateNIC(nic string) error {
+	for _, proto := range []iptables.Protocol{iptables.ProtocolIPv4, iptables.ProtocolIPv6} {
+		ipt, err := iptables.NewWithProtocol(proto)
+		if err != nil {
+			return err
+		}
+		if err := ipt.AppendUnique("raw", "PREROUTING", "-i", nic, "-m", "comment", "--comment",
+			"kovn: "+nic+" belongs to the OVS userspace datapath", "-j", "DROP"); err != nil {
+			return err
+		}
+	}
+	// ARP is not IP: tell the kernel not to answer it on the NIC either.
+	return os.WriteFile("/proc/sys/net/ipv4/conf/"+nic+"/arp_ignore", []byte("8\n"), 0o644)
+}
+
+// DefaultNextHop returns the IPv4 default route's next hop through dev, or
+// an invalid address when there is none.
+func DefaultNextHop(dev string) netip.Addr {
+	link, err := netlink.LinkByName(dev)
+	if err != nil {
+		return netip.Addr{}
+	}
+	routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw != nil {
+			a, _ := netip.AddrFromSlice(r.Gw.To4())
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// EnableForwarding turns on IPv4 forwarding: hostPort traffic arrives on
+// br-ex and leaves, DNATed, through the management port.
+func EnableForwarding() error {
+	return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
 }
