@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -200,4 +201,29 @@ func TestNodeAgentRestartKeepsTraffic(t *testing.T) {
 	}
 	// The restarted agents still plug new pods.
 	e.createRunning(t, time.Minute, e.testServerPod(ns, "after", a.Spec.NodeName))
+}
+
+// TestThirtyConcurrentPodsOnOneNode: 30 ADDs at once on one node all
+// succeed, and every pod answers from another node.
+func TestThirtyConcurrentPodsOnOneNode(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "burst")
+	n1, n2 := e.lab.NodeNames[0], e.lab.NodeNames[1]
+	var pods []*corev1.Pod
+	for i := 0; i < 30; i++ {
+		pods = append(pods, e.testServerPod(ns, fmt.Sprintf("s%02d", i), n1))
+	}
+	running := e.createRunning(t, 3*time.Minute, pods...)
+	client := e.createRunning(t, time.Minute, e.testServerPod(ns, "client", n2))[0]
+	for _, p := range running {
+		r, err := e.probe(t, ns+"/client", p.Status.PodIP+":8080", "tcp")
+		if err != nil {
+			t.Errorf("client → %s: %v", p.Name, err)
+			continue
+		}
+		if r.Pod != ns+"/"+p.Name || r.Client != client.Status.PodIP {
+			t.Errorf("client → %s: reply %+v", p.Name, r)
+		}
+	}
 }
