@@ -4,18 +4,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 	"k8s.io/client-go/tools/leaderelection"
@@ -24,6 +18,7 @@ import (
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
 )
 
 func main() {
@@ -50,14 +45,13 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *config.Controller) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := metrics.NewRegistry()
 	kc, _, err := kube.NewClientset(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-controller"})
 	if err != nil {
 		return err
 	}
 	var ready atomic.Bool
-	go serveMetrics(ctx, cfg.MetricsAddr, reg, &ready)
+	go metrics.Serve(ctx, cfg.MetricsAddr, reg, ready.Load)
 
 	lead := func(ctx context.Context) {
 		if err := runControllers(ctx, cfg, kc, reg, &ready); err != nil && ctx.Err() == nil {
@@ -97,22 +91,4 @@ func run(ctx context.Context, cfg *config.Controller) error {
 		},
 	})
 	return nil
-}
-
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not leading or not synced", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		klog.ErrorS(err, "metrics server")
-	}
 }
