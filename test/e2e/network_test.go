@@ -227,3 +227,84 @@ func TestThirtyConcurrentPodsOnOneNode(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPortSamePortOtherProtocolOrHostIP: hostPort 30081 taken three
+// times on one node — TCP on the node IP, UDP on the node IP, TCP on the
+// node's management address — must not conflict.
+func TestHostPortSamePortOtherProtocolOrHostIP(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	ns := e.namespace(t, "hostportmix")
+	n2 := e.lab.NodeNames[1]
+	nodeIP := e.lab.NodeIPs[n2]
+	mk := func(name string, proto corev1.Protocol, hostIP string, port int32) *corev1.Pod {
+		p := e.testServerPod(ns, name, n2)
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: port, HostPort: 30081, HostIP: hostIP, Protocol: proto}}
+		return p
+	}
+	e.createRunning(t, 2*time.Minute,
+		mk("tcp", corev1.ProtocolTCP, nodeIP, 8080),
+		mk("udp", corev1.ProtocolUDP, nodeIP, 9090),
+		mk("mgmt", corev1.ProtocolTCP, e.mgmtIP(t, n2), 80))
+	for _, c := range []struct{ from, to, proto, want string }{
+		{"external", nodeIP + ":30081", "tcp", ns + "/tcp"},
+		{"external", nodeIP + ":30081", "udp", ns + "/udp"},
+		{"host:" + n2, e.mgmtIP(t, n2) + ":30081", "tcp", ns + "/mgmt"},
+	} {
+		r, err := e.probe(t, c.from, c.to, c.proto)
+		if err != nil {
+			t.Errorf("%s → %s/%s: %v", c.from, c.to, c.proto, err)
+			continue
+		}
+		if r.Pod != c.want {
+			t.Errorf("%s → %s/%s answered by %s, want %s", c.from, c.to, c.proto, r.Pod, c.want)
+		}
+	}
+}
+
+// TestAgentRemovesStalePortsAndDELIsIdempotent: a pod port left on br-int
+// for a pod that no longer exists is removed when kovn-node starts, and a
+// DEL for a sandbox the agent never saw (netns gone) succeeds.
+func TestAgentRemovesStalePortsAndDELIsIdempotent(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	node := e.lab.NodeNames[2]
+	host := "host:" + node
+	if _, err := e.labCmd(t, nil, "exec", host, "--", "ip", "link", "add", "kvstaletest00", "type", "veth", "peer", "name", "kvstalepeer00"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.labCmd(t, nil, "exec", host, "--", "ovs-vsctl", "add-port", "br-int", "kvstaletest00", "--",
+		"set", "Interface", "kvstaletest00", "external_ids:iface-id=gone_pod", "external_ids:iface-id-ver=00000000-dead-beef-0000-000000000000",
+		"external_ids:kovn.io/pod=gone/pod"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.labCmd(t, nil, "restart", "node:"+node); err != nil {
+		t.Fatal(err)
+	}
+	err := poll(30*time.Second, func() error {
+		out, err := e.labCmd(t, nil, "exec", host, "--", "ovs-vsctl", "list-ports", "br-int")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, "kvstaletest00") {
+			return fmt.Errorf("stale port still on br-int")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := e.labCmd(t, nil, "exec", host, "--", "ip", "link", "show", "kvstaletest00"); strings.Contains(out, "kvstaletest00") {
+		t.Error("the stale port's veth survived")
+	}
+	conf := []byte(`{"cniVersion":"1.0.0","name":"kovn","type":"kovn-cni","socketPath":"/run/kovn/cni.sock"}`)
+	for i := 0; i < 2; i++ {
+		out, err := e.labCmd(t, conf, "exec", host, "--", "env", "CNI_COMMAND=DEL", "CNI_CONTAINERID=neverseen0123456789",
+			"CNI_NETNS=/var/run/netns/does-not-exist", "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
+			"CNI_ARGS=K8S_POD_NAMESPACE=gone;K8S_POD_NAME=pod;K8S_POD_UID=00000000-dead-beef-0000-000000000000",
+			"/opt/cni/bin/kovn-cni")
+		if err != nil {
+			t.Fatalf("DEL #%d of an unknown sandbox with its netns gone: %v\n%s", i+1, err, out)
+		}
+	}
+}

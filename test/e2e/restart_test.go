@@ -115,6 +115,35 @@ func (e *env) nbCommits(t *testing.T) int {
 	return n
 }
 
+// waitQuiet waits until no namespace is terminating and NB has committed
+// nothing for two seconds.
+func (e *env) waitQuiet(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	last := -1
+	err := poll(timeout, func() error {
+		nss, err := e.cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, n := range nss.Items {
+			if n.Status.Phase == corev1.NamespaceTerminating {
+				last = -1
+				return fmt.Errorf("namespace %s is terminating", n.Name)
+			}
+		}
+		now := e.nbCommits(t)
+		if now != last {
+			last = now
+			time.Sleep(2 * time.Second)
+			return fmt.Errorf("NB still changing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("lab not quiet before the restart: %v", err)
+	}
+}
+
 // TestConvergedRestartWritesNothing restarts every controller replica on a
 // converged lab: the new leader must send no NB transaction, by its own
 // metric and by the NB database file.
@@ -140,7 +169,9 @@ func TestConvergedRestartWritesNothing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // let the last echoes of those writes settle
+	// Earlier tests' namespaces may still be going away, and their pods'
+	// teardown is legitimate NB work: wait until nothing is changing.
+	e.waitQuiet(t, 90*time.Second)
 	before := e.nbCommits(t)
 	start := time.Now()
 	if _, err := e.labCmd(t, nil, "restart", "controller"); err != nil {
