@@ -96,7 +96,8 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	for _, q := range []*queue.Controller{nodeCtl.Queue, nsCtl.Queue, podCtl.Queue} {
 		go q.Run(ctx)
 	}
-	waitDrained(ctx, nodeCtl.Queue, nsCtl.Queue, podCtl.Queue)
+	// Ready once the initial state is programmed: every queue drained.
+	queue.WaitIdle(ctx, 20*time.Millisecond, nodeCtl.Queue, nsCtl.Queue, podCtl.Queue)
 	txns, ops := tx.Stats()
 	klog.InfoS("ready", "after", time.Since(start), "nbTransactions", txns, "nbOperations", ops)
 	ready.Store(true)
@@ -114,22 +115,5 @@ func requeuePodsOf(node string, pods cache.Indexer, q *queue.Controller) {
 	for _, obj := range objs {
 		p := obj.(*corev1.Pod)
 		q.Enqueue(p.Namespace + "/" + p.Name)
-	}
-}
-
-// waitDrained returns once every queue was empty at the same time: the
-// initial state has been programmed.
-func waitDrained(ctx context.Context, qs ...*queue.Controller) {
-	for ctx.Err() == nil {
-		empty := true
-		for _, q := range qs {
-			if q.Len() > 0 || q.Busy() {
-				empty = false
-			}
-		}
-		if empty {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -100,15 +100,9 @@ func (h *harness) start() *instance {
 }
 
 func waitIdle(q *queue.Controller) {
-	deadline, idleSince := time.Now().Add(5*time.Second), time.Now()
-	for time.Now().Before(deadline) {
-		if q.Len() > 0 || q.Busy() {
-			idleSince = time.Now()
-		} else if time.Since(idleSince) > 50*time.Millisecond {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	queue.WaitIdle(ctx, 50*time.Millisecond, q)
 }
 
 // waitSynced waits for n successful syncs and an idle queue.

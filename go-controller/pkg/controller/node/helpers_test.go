@@ -134,15 +134,9 @@ func (h *harness) start() *instance {
 
 // waitIdle waits, for a bounded time, until q has been idle for a while.
 func waitIdle(q *queue.Controller) {
-	deadline, idleSince := time.Now().Add(5*time.Second), time.Now()
-	for time.Now().Before(deadline) {
-		if q.Len() > 0 || q.Busy() {
-			idleSince = time.Now()
-		} else if time.Since(idleSince) > 50*time.Millisecond {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	queue.WaitIdle(ctx, 50*time.Millisecond, q)
 }
 
 // syncs reads kovn_controller_syncs_total{result}.

@@ -144,3 +144,26 @@ func (c *Controller) next(ctx context.Context) bool {
 	c.q.AddRateLimited(key)
 	return true
 }
+
+// Idle is true when no key waits and no worker is inside sync.
+func (c *Controller) Idle() bool { return c.q.Len() == 0 && !c.Busy() }
+
+// WaitIdle returns once every queue has been idle, all at once, for the
+// given quiet period (keys that a sync enqueues for another controller
+// show up within it), or when ctx ends. It reports whether they went idle.
+func WaitIdle(ctx context.Context, quiet time.Duration, qs ...*Controller) bool {
+	idleSince := time.Now()
+	for ctx.Err() == nil {
+		for _, q := range qs {
+			if !q.Idle() {
+				idleSince = time.Now()
+				break
+			}
+		}
+		if time.Since(idleSince) >= quiet {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
