@@ -11,25 +11,29 @@ import (
 // nodeBinds are the standard paths that kubelet, containerd, CNI and OVS
 // hard-code; each worker gets a private directory mounted over every one of
 // them, so that software written for real nodes runs unchanged.
-var nodeBinds = []string{
-	"/var/lib/kubelet", "/var/log/pods", "/var/log/containers",
-	"/var/lib/containerd", "/run/containerd",
-	"/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni", "/run/netns",
-	"/etc/openvswitch", "/run/openvswitch", "/var/log/openvswitch", "/var/lib/openvswitch",
-	"/etc/ovn", "/run/ovn", "/var/log/ovn", "/var/lib/ovn",
-	"/run/kovn", "/etc/kovn",
+func nodeBinds() []string {
+	return []string{
+		"/var/lib/kubelet", "/var/log/pods", "/var/log/containers",
+		"/var/lib/containerd", "/run/containerd",
+		"/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni", "/run/netns",
+		"/etc/openvswitch", "/run/openvswitch", "/var/log/openvswitch", "/var/lib/openvswitch",
+		"/etc/ovn", "/run/ovn", "/var/log/ovn", "/var/lib/ovn",
+		"/run/kovn", "/etc/kovn",
+	}
 }
 
 // kubeletSysctls are host-wide values kubelet insists on at start; inside a
 // worker's mount namespace a file with the expected value is mounted over
 // each one that differs, so the machine itself is left alone.
-var kubeletSysctls = map[string]string{
-	"vm/overcommit_memory":      "1",
-	"vm/panic_on_oom":           "0",
-	"kernel/panic":              "10",
-	"kernel/panic_on_oops":      "1",
-	"kernel/keys/root_maxkeys":  "1000000",
-	"kernel/keys/root_maxbytes": "25000000",
+func kubeletSysctls() map[string]string {
+	return map[string]string{
+		"vm/overcommit_memory":      "1",
+		"vm/panic_on_oom":           "0",
+		"kernel/panic":              "10",
+		"kernel/panic_on_oops":      "1",
+		"kernel/keys/root_maxkeys":  "1000000",
+		"kernel/keys/root_maxbytes": "25000000",
+	}
 }
 
 // bindDirName turns a standard path into the name of its private directory.
@@ -63,7 +67,7 @@ func (l *Lab) setupNodeFS(node string) error {
 
 	var script strings.Builder
 	script.WriteString("set -e\n")
-	for _, dst := range nodeBinds {
+	for _, dst := range nodeBinds() {
 		src := l.nodeDir(node, "root", bindDirName(dst))
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return err
@@ -73,7 +77,7 @@ func (l *Lab) setupNodeFS(node string) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %q %q\n", src, dst)
 	}
-	for key, want := range kubeletSysctls {
+	for key, want := range kubeletSysctls() {
 		cur, err := os.ReadFile("/proc/sys/" + key)
 		if err != nil || strings.TrimSpace(string(cur)) == want {
 			continue
