@@ -83,15 +83,26 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg pro
 	if err := setupManagementPort(ctx, cfg, o, subnet); err != nil {
 		return err
 	}
-	routes := hostRoutes(cfg, gw, subnet)
-	if err := hostnet.EnsureRoutes(routes); err != nil {
-		return err
-	}
 	changes, err := hostnet.Changes(ctx)
 	if err != nil {
 		return err
 	}
-	go keepHostNetwork(ctx, cfg, gw, routes, changes)
+	// OVS may bounce kovn-mp0 right after it was configured, taking its
+	// connected route along: restore until it holds, woken by the kernel's
+	// change reports.
+	restore := hostRestorer(cfg, gw, subnet)
+	deadline := time.After(30 * time.Second)
+	for err := restore(); err != nil; err = restore() {
+		select {
+		case <-changes:
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			return fmt.Errorf("host routes: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	go keepHostNetwork(ctx, cfg, gw, restore, changes)
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
 		klog.ErrorS(err, "start-up cleanup of pod ports")
 	}
@@ -264,14 +275,21 @@ func setupManagementPort(ctx context.Context, cfg *config.Node, o *ovs.Client, s
 	return hostnet.EnsureHostPortMasquerade(mgmtPortName)
 }
 
-// hostRoutes are the routes the agent owns on the host: the default route
-// through br-ex and the cluster CIDRs through the management port.
-func hostRoutes(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) []hostnet.Route {
+// hostRestorer re-applies what the agent owns on the host network: the
+// management port's address and the routes — the default route through
+// br-ex and the cluster CIDRs through the management port.
+func hostRestorer(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) func() error {
 	rs := []hostnet.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: gw.NextHop, Dev: "br-ex"}}
 	for _, c := range cfg.ClusterCIDRs {
 		rs = append(rs, hostnet.Route{Dst: c, Via: ipam.GatewayIP(subnet), Dev: mgmtPortName})
 	}
-	return rs
+	mgmt := netip.PrefixFrom(ipam.ManagementIP(subnet), subnet.Bits())
+	return func() error {
+		if err := hostnet.ManagementPort(mgmtPortName, mgmt, cfg.MTU); err != nil {
+			return err
+		}
+		return hostnet.EnsureRoutes(rs)
+	}
 }
 
 // keepHostNetwork keeps the host's routes and br-ex's shared-gateway flows
@@ -280,7 +298,7 @@ func hostRoutes(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) []ho
 // datapath does to its taps when it reconfigures. Flows are checked every
 // 2 s: ovs-vswitchd forgets them when it restarts, and the patch port to
 // OVN appears (and gets a new number) only once the gateway router exists.
-func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway, routes []hostnet.Route, changes <-chan struct{}) {
+func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway, restore func() error, changes <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	flows := func() {
@@ -303,7 +321,7 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway,
 		case <-t.C:
 			flows()
 		}
-		if err := hostnet.EnsureRoutes(routes); err != nil && ctx.Err() == nil {
+		if err := restore(); err != nil && ctx.Err() == nil {
 			klog.ErrorS(err, "host routes")
 		}
 	}

@@ -139,20 +139,38 @@ func WaitLink(name string, timeout time.Duration) (netlink.Link, error) {
 }
 
 // ManagementPort gives the host side of the management port its address
-// and MTU; the routes through it are kept with EnsureRoutes.
+// and MTU and sets it up, changing only what differs (the agent calls it on
+// every netlink change; a no-op must not cause another change).
 func ManagementPort(name string, addr netip.Prefix, mtu int) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return err
 	}
-	if err := netlink.LinkSetMTU(link, mtu); err != nil {
-		return err
+	if link.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(link, mtu); err != nil {
+			return err
+		}
 	}
 	ipn := &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}
-	if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipn}); err != nil {
-		return fmt.Errorf("address %s on %s: %w", addr, name, err)
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return err
 	}
-	return netlink.LinkSetUp(link)
+	have := false
+	for _, a := range addrs {
+		if a.IPNet.String() == ipn.String() {
+			have = true
+		}
+	}
+	if !have {
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipn}); err != nil {
+			return fmt.Errorf("address %s on %s: %w", addr, name, err)
+		}
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		return netlink.LinkSetUp(link)
+	}
+	return nil
 }
 
 // EnsureHostPortMasquerade makes connections the host DNATs to a pod (the
