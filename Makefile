@@ -21,10 +21,11 @@ deps: build
 	$(KOVN_LAB) deps
 	$(KOVN_LAB) build-k8s
 
-# A 3-node lab from nothing, then its status.
+# A 3-node lab from nothing, its status, and a short demo (contrib/lab-demo.sh).
 lab: deps
 	$(KOVN_LAB) up --skip-deps
 	$(KOVN_LAB) status
+	./contrib/lab-demo.sh
 
 lab-down: build
 	$(KOVN_LAB) down

@@ -39,22 +39,28 @@ func kubeletSysctls() map[string]string {
 // bindDirName turns a standard path into the name of its private directory.
 func bindDirName(p string) string { return strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "-") }
 
-// setupNodeFS creates a worker's mount and UTS namespaces, kept alive by
-// bind mounts of their namespace files, and mounts the private directories.
-func (l *Lab) setupNodeFS(node string) error {
+// prepareNSDir makes the directory that holds the hosts' namespace files a
+// private mount: a namespace file can only be bind-mounted onto one. It
+// runs once, before the hosts are set up in parallel — two racing binds
+// would stack mounts and hide one host's namespace file under the other.
+func (l *Lab) prepareNSDir() error {
 	nsDir := l.path("ns")
 	if err := os.MkdirAll(nsDir, 0o755); err != nil {
 		return err
 	}
-	// A namespace file can only be bind-mounted onto a private mount.
-	if !isMountPoint(nsDir) {
-		if _, err := run("mount", "--bind", nsDir, nsDir); err != nil {
-			return err
-		}
-		if _, err := run("mount", "--make-private", nsDir); err != nil {
-			return err
-		}
+	if isMountPoint(nsDir) {
+		return nil
 	}
+	if _, err := run("mount", "--bind", nsDir, nsDir); err != nil {
+		return err
+	}
+	_, err := run("mount", "--make-private", nsDir)
+	return err
+}
+
+// setupNodeFS creates a worker's mount and UTS namespaces, kept alive by
+// bind mounts of their namespace files, and mounts the private directories.
+func (l *Lab) setupNodeFS(node string) error {
 	for _, f := range []string{l.MountNSPath(node), l.UTSNSPath(node)} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			return err

@@ -172,6 +172,9 @@ func (l *Lab) startNodes() error {
 	if err != nil {
 		return err
 	}
+	if err := l.prepareNSDir(); err != nil {
+		return err
+	}
 	errs := make([]error, len(l.NodeNames))
 	var wg sync.WaitGroup
 	for i, n := range l.NodeNames {
