@@ -2,7 +2,6 @@ package nbops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -48,19 +47,31 @@ func switchPortKey() []fieldFunc[nbdb.LogicalSwitchPort] {
 
 func switchPorts(ls *nbdb.LogicalSwitch) []string { return ls.Ports }
 
-func switchesNamed(c client.Client, name string) ([]*nbdb.LogicalSwitch, error) {
-	return byName(c, nbdb.LogicalSwitchTable, name,
-		func(m *nbdb.LogicalSwitch) string { return m.Name }, &nbdb.LogicalSwitch{Name: name})
+func switchKind() rootKind[nbdb.LogicalSwitch] {
+	return rootKind[nbdb.LogicalSwitch]{
+		table: nbdb.LogicalSwitchTable, prefix: "ls", what: "logical switch", fn: "EnsureSwitch",
+		name:  func(m *nbdb.LogicalSwitch) string { return m.Name },
+		uuid:  func(m *nbdb.LogicalSwitch) string { return m.UUID },
+		probe: func(name string) *nbdb.LogicalSwitch { return &nbdb.LogicalSwitch{Name: name} },
+		key:   switchKey(), owned: switchOwned(),
+	}
+}
+
+func switchPortKind() memberKind[nbdb.LogicalSwitchPort, nbdb.LogicalSwitch] {
+	return memberKind[nbdb.LogicalSwitchPort, nbdb.LogicalSwitch]{
+		table: nbdb.LogicalSwitchPortTable, parentTable: nbdb.LogicalSwitchTable,
+		prefix: "lsp", what: "port", fn: "EnsureSwitchPort",
+		name:  func(m *nbdb.LogicalSwitchPort) string { return m.Name },
+		uuid:  func(m *nbdb.LogicalSwitchPort) string { return m.UUID },
+		probe: func(name string) *nbdb.LogicalSwitchPort { return &nbdb.LogicalSwitchPort{Name: name} },
+		key:   switchPortKey(), owned: switchPortOwned(), refs: switchPorts,
+	}
 }
 
 // GetSwitch returns the cached switch named name, or an error wrapping
 // ErrNotFound or ErrDuplicate.
 func GetSwitch(c client.Client, name string) (*nbdb.LogicalSwitch, error) {
-	found, err := switchesNamed(c, name)
-	if err != nil {
-		return nil, err
-	}
-	return onlyOne(found, nbdb.LogicalSwitchTable, name)
+	return switchKind().get(c, name)
 }
 
 // EnsureSwitch makes the switch named ls.Name exist with ls's other_config,
@@ -69,45 +80,13 @@ func GetSwitch(c client.Client, name string) (*nbdb.LogicalSwitch, error) {
 // for EnsureSwitchPort in the same transaction. A second switch with the
 // same name is an error wrapping ErrDuplicate.
 func EnsureSwitch(c client.Client, ls *nbdb.LogicalSwitch) ([]ovsdb.Operation, string, error) {
-	if ls.Name == "" {
-		return nil, "", errors.New("EnsureSwitch: empty name")
-	}
-	found, err := switchesNamed(c, ls.Name)
-	if err != nil {
-		return nil, "", err
-	}
-	switch len(found) {
-	case 0:
-		named := namedUUID("ls", ls.Name)
-		op, err := insertOp(c, nbdb.LogicalSwitchTable, named, ls, switchKey(), switchOwned())
-		if err != nil {
-			return nil, "", err
-		}
-		return []ovsdb.Operation{absentGuard(nbdb.LogicalSwitchTable, ls.Name), op}, named, nil
-	case 1:
-		cur := found[0]
-		ops, err := updateOps(c, nbdb.LogicalSwitchTable, cur.UUID, switchOwned(), cur, ls)
-		return ops, cur.UUID, err
-	default:
-		return nil, "", fmt.Errorf("logical switch %q: %d rows: %w", ls.Name, len(found), ErrDuplicate)
-	}
+	return switchKind().ensure(c, ls)
 }
 
 // DeleteSwitch deletes every switch named name; OVSDB garbage-collects
 // their ports (and ACLs, QoS rules) with them. No ops when there is none.
 func DeleteSwitch(c client.Client, name string) ([]ovsdb.Operation, error) {
-	if name == "" {
-		return nil, errors.New("DeleteSwitch: empty name")
-	}
-	found, err := switchesNamed(c, name)
-	if err != nil {
-		return nil, err
-	}
-	var ops []ovsdb.Operation
-	for _, ls := range found {
-		ops = append(ops, deleteOp(nbdb.LogicalSwitchTable, ls.UUID))
-	}
-	return ops, nil
+	return switchKind().delete(c, "DeleteSwitch", name)
 }
 
 // EnsureSwitchPort makes the port named lsp.Name exist with lsp's owned
@@ -117,52 +96,13 @@ func DeleteSwitch(c client.Client, name string) ([]ovsdb.Operation, error) {
 // the same op list. A port found on another switch is moved. Returns the
 // port's UUID or named UUID.
 func EnsureSwitchPort(c client.Client, switchUUID string, lsp *nbdb.LogicalSwitchPort) ([]ovsdb.Operation, string, error) {
-	if lsp.Name == "" {
-		return nil, "", errors.New("EnsureSwitchPort: empty name")
-	}
-	cur := &nbdb.LogicalSwitchPort{Name: lsp.Name}
-	err := c.Get(context.Background(), cur)
-	if errors.Is(err, ErrNotFound) {
-		named := namedUUID("lsp", lsp.Name)
-		op, err := insertOp(c, nbdb.LogicalSwitchPortTable, named, lsp, switchPortKey(), switchPortOwned())
-		if err != nil {
-			return nil, "", err
-		}
-		member, err := memberOps(c, nbdb.LogicalSwitchTable, "ports", switchUUID, named, true, switchPorts)
-		if err != nil {
-			return nil, "", fmt.Errorf("port %q: %w", lsp.Name, err)
-		}
-		return append([]ovsdb.Operation{op}, member...), named, nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("look up port %q: %w", lsp.Name, err)
-	}
-	ops, err := updateOps(c, nbdb.LogicalSwitchPortTable, cur.UUID, switchPortOwned(), cur, lsp)
-	if err != nil {
-		return nil, "", err
-	}
-	member, err := memberOps(c, nbdb.LogicalSwitchTable, "ports", switchUUID, cur.UUID, false, switchPorts)
-	if err != nil {
-		return nil, "", fmt.Errorf("port %q: %w", lsp.Name, err)
-	}
-	return append(ops, member...), cur.UUID, nil
+	return switchPortKind().ensure(c, switchUUID, lsp)
 }
 
 // DeleteSwitchPort removes the port named name from whichever switch holds
 // it and deletes it. No ops when it does not exist.
 func DeleteSwitchPort(c client.Client, name string) ([]ovsdb.Operation, error) {
-	if name == "" {
-		return nil, errors.New("DeleteSwitchPort: empty name")
-	}
-	cur := &nbdb.LogicalSwitchPort{Name: name}
-	err := c.Get(context.Background(), cur)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up port %q: %w", name, err)
-	}
-	return unlinkOps(c, nbdb.LogicalSwitchTable, "ports", nbdb.LogicalSwitchPortTable, cur.UUID, switchPorts), nil
+	return switchPortKind().delete(c, "DeleteSwitchPort", name)
 }
 
 // GetSwitchPort reads a logical switch port by name from the cache.
