@@ -95,11 +95,18 @@ func TestNodeFlags(t *testing.T) {
 	if err := app.Run([]string{"kovn-node", "--node-name", "n1", "--ovn-remote", "tcp:1.2.3.4:6642", "--datapath-type", "netdev"}); err != nil {
 		t.Fatal(err)
 	}
-	if got.NodeName != "n1" || got.DatapathType != "netdev" || got.SocketPath != "/run/kovn/cni.sock" {
+	if got.NodeName != "n1" || got.DatapathType != "netdev" || got.SocketPath != "/run/kovn/cni.sock" ||
+		got.NodePortMin != 30000 || got.NodePortMax != 32767 {
 		t.Fatalf("%+v", got)
 	}
 	err := app.Run([]string{"kovn-node", "--node-name", "n1", "--ovn-remote", "x", "--datapath-type", "dpdk"})
 	if err == nil || !strings.Contains(err.Error(), "datapath-type") {
 		t.Fatalf("bad datapath type accepted: %v", err)
+	}
+	for _, bad := range []string{"30000", "0-10", "200-100", "1-70000", "a-b"} {
+		err := app.Run([]string{"kovn-node", "--node-name", "n1", "--ovn-remote", "x", "--service-node-port-range", bad})
+		if err == nil || !strings.Contains(err.Error(), "service-node-port-range") {
+			t.Errorf("node port range %q accepted: %v", bad, err)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -25,6 +27,8 @@ type Node struct {
 	GatewayInterface  string // NIC moved into br-ex
 	ClusterCIDRs      []netip.Prefix
 	ServiceCIDRs      []netip.Prefix
+	NodePortMin       uint16 // Kubernetes' --service-node-port-range
+	NodePortMax       uint16
 	MTU               int
 	CNIBinDir         string
 	CNIConfDir        string
@@ -51,6 +55,7 @@ func NodeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gateway-interface", Value: "eth0", Usage: "NIC holding the node IP; moved into br-ex"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "cluster-cidr", Value: cli.NewStringSlice("10.128.0.0/14")}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16")}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "service-node-port-range", Value: "30000-32767", Usage: "the API server's NodePort range; steered to OVN on the node IP"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU (the controller's value wins when it writes one)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-bin-dir", Value: "/opt/cni/bin"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-conf-dir", Value: "/etc/cni/net.d"}),
@@ -82,6 +87,9 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 	if cfg.ServiceCIDRs, err = parsePrefixes("service-cidr", c.StringSlice("service-cidr")); err != nil {
 		return nil, err
 	}
+	if cfg.NodePortMin, cfg.NodePortMax, err = parsePortRange(c.String("service-node-port-range")); err != nil {
+		return nil, fmt.Errorf("--service-node-port-range: %w", err)
+	}
 	if cfg.NodeName == "" {
 		return nil, fmt.Errorf("--node-name is required")
 	}
@@ -94,4 +102,18 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// parsePortRange reads "MIN-MAX" (both 1-65535, MIN <= MAX).
+func parsePortRange(s string) (uint16, uint16, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not MIN-MAX", s)
+	}
+	min, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	max, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if err1 != nil || err2 != nil || min == 0 || min > max {
+		return 0, 0, fmt.Errorf("%q is not a port range MIN-MAX with 1 <= MIN <= MAX <= 65535", s)
+	}
+	return uint16(min), uint16(max), nil
 }

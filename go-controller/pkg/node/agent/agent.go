@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -277,10 +278,12 @@ func setupManagementPort(ctx context.Context, cfg *config.Node, o *ovs.Client, s
 
 // hostRestorer re-applies what the agent owns on the host network: the
 // management port's address and the routes — the default route through
-// br-ex and the cluster CIDRs through the management port.
+// br-ex, the cluster and service CIDRs through the management port.
 func hostRestorer(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) func() error {
 	rs := []hostnet.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: gw.NextHop, Dev: "br-ex"}}
-	for _, c := range cfg.ClusterCIDRs {
+	// Service ClusterIPs too: the node switch's load balancers answer them,
+	// so the host (and hostNetwork pods) reach Services without kube-proxy.
+	for _, c := range append(slices.Clone(cfg.ClusterCIDRs), cfg.ServiceCIDRs...) {
 		rs = append(rs, hostnet.Route{Dst: c, Via: ipam.GatewayIP(subnet), Dev: mgmtPortName})
 	}
 	mgmt := netip.PrefixFrom(ipam.ManagementIP(subnet), subnet.Bits())
@@ -306,6 +309,7 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway,
 		if err == nil {
 			err = gateway.EnsureFlows(ctx, gateway.Config{
 				Bridge: "br-ex", NIC: cfg.GatewayInterface, PatchPort: patch, NodeIP: gw.IP.Addr(), MAC: gw.MAC,
+				NodePorts: gateway.PortRange{Min: cfg.NodePortMin, Max: cfg.NodePortMax},
 			})
 		}
 		if err != nil && ctx.Err() == nil {

@@ -31,6 +31,8 @@
 //	101 ip,in_port=NIC,nw_dst=N,ip_frag=later   LOCAL,output:P   fragments without ports: both reassemble what is theirs
 //	100 tcp,in_port=NIC,nw_dst=N,tp_dst=0xf000/0xf000   output:P   replies to the GR's SNATed connections
 //	100 udp,in_port=NIC,nw_dst=N,tp_dst=0xf000/0xf000   output:P   same for UDP
+//	100 tcp,in_port=NIC,nw_dst=N,tp_dst=NodePorts       output:P   Services' NodePorts: the GR's load balancers answer
+//	100 udp,in_port=NIC,nw_dst=N,tp_dst=NodePorts       output:P   same for UDP (the range as a few masked matches)
 //	100 icmp,in_port=NIC,nw_dst=N       LOCAL,output:P   echo replies and errors may concern either stack
 //	100 ip,in_port=P                    output:NIC   the GR's egress
 //	100 ip,in_port=LOCAL                output:NIC   the host's egress
@@ -67,6 +69,10 @@
 //   - Host services listening on ports 61440-65535 of the node IP cannot be
 //     reached from outside: their packets go to OVN. (From the node itself,
 //     and on other addresses, they work.)
+//   - Host services cannot listen on the NodePort range of the node IP
+//     from outside (kube-proxy reserves that range too), and the host
+//     reaching its own node IP's NodePorts stays on the host: only traffic
+//     arriving on the NIC is steered. SCTP NodePorts are not steered.
 //   - The GR has 4096 source ports per destination IP, port and protocol:
 //     at most 4096 simultaneous connections from all of the node's pods to
 //     one remote endpoint.

@@ -37,6 +37,10 @@ type Config struct {
 	// MAC is the address shared by the bridge's LOCAL port and the GR's
 	// external port.
 	MAC net.HardwareAddr
+	// NodePorts is the Kubernetes NodePort range (30000-32767 by default):
+	// new connections to the node IP on these TCP and UDP ports belong to
+	// the GR's load balancers, not to the host. The zero range steers none.
+	NodePorts PortRange
 	// RunDir is Open vSwitch's run directory, where db.sock and
 	// <Bridge>.mgmt live; "" leaves the choice to ovs-vsctl and ovs-ofctl
 	// ($OVS_RUNDIR, else /var/run/openvswitch).
@@ -57,6 +61,12 @@ func (c Config) validate() error {
 	if len(c.MAC) != 6 {
 		errs = append(errs, fmt.Errorf("MAC %q is not a 48-bit address", c.MAC))
 	}
+	if c.NodePorts.Min > c.NodePorts.Max {
+		errs = append(errs, fmt.Errorf("node port range %d-%d is empty", c.NodePorts.Min, c.NodePorts.Max))
+	}
+	if c.NodePorts.Max >= own.GatewaySNATPortMin {
+		errs = append(errs, fmt.Errorf("node port range %d-%d overlaps the gateway's SNAT ports %s", c.NodePorts.Min, c.NodePorts.Max, own.GatewaySNATPortRange))
+	}
 	if c.PatchPort != "" && (c.PatchPort == c.NIC || c.PatchPort == c.Bridge) {
 		errs = append(errs, fmt.Errorf("patch port %q is also the NIC or the bridge", c.PatchPort))
 	}
@@ -65,6 +75,9 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// PortRange is an inclusive range of TCP/UDP ports.
+type PortRange struct{ Min, Max uint16 }
 
 // ofports are the OpenFlow numbers of the bridge's ports; patch is 0 while
 // the patch port does not exist.
@@ -114,6 +127,11 @@ func desiredFlows(cfg Config, p ofports) ([]*ovs.Flow, uint64, error) {
 			&ovs.Flow{Table: tableIn, Priority: 101, Protocol: ovs.ProtocolIPv4, InPort: p.nic,
 				Matches: []ovs.Match{nodeIP, ovs.IPFrag(ovs.IPFragFlagLater)}, Actions: []ovs.Action{ovs.Local(), ovs.Output(p.patch)}},
 		)
+		np, err := nodePortFlows(cfg, p, nodeIP)
+		if err != nil {
+			return nil, 0, err
+		}
+		flows = append(flows, np...)
 	}
 	// The hash covers the text OVS receives, so any change (ports renumbered,
 	// another node IP or MAC, a flow added in a later version) yields a new
@@ -132,4 +150,26 @@ func desiredFlows(cfg Config, p ofports) ([]*ovs.Flow, uint64, error) {
 		f.Cookie = cookie
 	}
 	return flows, cookie, nil
+}
+
+// nodePortFlows send TCP and UDP for the node IP's NodePorts to the GR,
+// whose load balancers own them; a range becomes a few masked matches.
+func nodePortFlows(cfg Config, p ofports, nodeIP ovs.Match) ([]*ovs.Flow, error) {
+	if cfg.NodePorts == (PortRange{}) {
+		return nil, nil
+	}
+	r := ovs.PortRange{Start: cfg.NodePorts.Min, End: cfg.NodePorts.Max}
+	bits, err := r.BitwiseMatch()
+	if err != nil {
+		return nil, fmt.Errorf("node port range: %w", err)
+	}
+	var flows []*ovs.Flow
+	for _, proto := range []ovs.Protocol{ovs.ProtocolTCPv4, ovs.ProtocolUDPv4} {
+		for _, b := range bits {
+			flows = append(flows, &ovs.Flow{Table: tableIn, Priority: 100, Protocol: proto, InPort: p.nic,
+				Matches: []ovs.Match{nodeIP, ovs.TransportDestinationMaskedPort(b.Value, b.Mask)},
+				Actions: []ovs.Action{ovs.Output(p.patch)}})
+		}
+	}
+	return flows, nil
 }

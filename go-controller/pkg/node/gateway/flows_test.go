@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"fmt"
+
 	"context"
 	"net"
 	"net/netip"
@@ -152,5 +154,52 @@ func TestCookieIgnoresNames(t *testing.T) {
 	cfg.Bridge, cfg.NIC, cfg.PatchPort, cfg.RunDir = "breth0", "ens3", "patch-x", "/run/ovs"
 	if _, c := flowText(t, cfg, ofports{nic: 1, patch: 2}); c != cookie {
 		t.Errorf("cookie %#x changed to %#x with only names changed", cookie, c)
+	}
+}
+
+// The NodePort flows cover exactly the configured range, for TCP and UDP,
+// and only once the patch port exists.
+func TestNodePortFlows(t *testing.T) {
+	cfg := testConfig()
+	cfg.NodePorts = PortRange{Min: 30000, Max: 32767}
+	base, _ := flowText(t, testConfig(), ofports{nic: 1, patch: 2})
+	got, _ := flowText(t, cfg, ofports{nic: 1, patch: 2})
+	extra := got[len(base):]
+	covered := map[string]map[int]bool{"tcp": {}, "udp": {}}
+	for _, line := range extra {
+		var proto string
+		var val, mask int
+		prefix := "priority=100,"
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			t.Fatalf("unexpected flow %q", line)
+		}
+		proto, rest, _ = strings.Cut(rest, ",")
+		if _, err := fmt.Sscanf(rest, "in_port=1,nw_dst=192.168.77.2,tp_dst=0x%x/0x%x,table=0,idle_timeout=0,actions=output:2", &val, &mask); err != nil {
+			t.Fatalf("flow %q: %v", line, err)
+		}
+		for p := 0; p < 65536; p++ {
+			if p&mask == val {
+				if covered[proto][p] {
+					t.Errorf("%s port %d matched twice", proto, p)
+				}
+				covered[proto][p] = true
+			}
+		}
+	}
+	for proto, ports := range covered {
+		for p := 0; p < 65536; p++ {
+			if in := p >= 30000 && p <= 32767; ports[p] != in {
+				t.Fatalf("%s port %d: steered=%v, in range=%v", proto, p, ports[p], in)
+			}
+		}
+	}
+	if hostOnly, _ := flowText(t, cfg, ofports{nic: 1}); len(hostOnly) != 4 {
+		t.Errorf("without a patch port: %d flows, want the 4 host flows", len(hostOnly))
+	}
+	bad := testConfig()
+	bad.NodePorts = PortRange{Min: 61000, Max: 62000}
+	if bad.validate() == nil {
+		t.Error("a node port range overlapping the SNAT ports was accepted")
 	}
 }
