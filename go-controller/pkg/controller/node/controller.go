@@ -141,6 +141,14 @@ func (c *Controller) clusterOps() ([]ovsdb.Operation, error) {
 		Name: own.JoinToClusterRouterPort(), Type: "router", Addresses: []string{"router"},
 		Options: map[string]string{"router-port": own.ClusterRouterToJoinPort()}, ExternalIDs: ids,
 	})
+	if err != nil {
+		return nil, err
+	}
+	all = append(all, ops...)
+	// Every node switch and gateway router holds this group; the service
+	// controller fills it. The table has no external_ids in NB 7.0.0, so
+	// its fixed name is what says it is kovn's.
+	ops, _, err = nbops.EnsureLoadBalancerGroup(c.nb, &nbdb.LoadBalancerGroup{Name: own.ClusterLBGroup})
 	return append(all, ops...), err
 }
 
@@ -154,6 +162,11 @@ func (c *Controller) staleNodeOps(present map[string]bool) ([]ovsdb.Operation, e
 	}
 	for _, lr := range nbops.Owned[nbdb.LogicalRouter](c.nb, own.KindNode) {
 		if _, n := own.OwnerOf(lr.ExternalIDs); !present[n] {
+			stale[n] = true
+		}
+	}
+	for _, tv := range nbops.Owned[nbdb.ChassisTemplateVar](c.nb, own.KindNode) {
+		if _, n := own.OwnerOf(tv.ExternalIDs); !present[n] {
 			stale[n] = true
 		}
 	}
@@ -189,8 +202,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || !subnet.IsValid() {
 		return err
 	}
+	group, err := nbops.GetLoadBalancerGroup(c.nb, own.ClusterLBGroup)
+	if err != nil {
+		return err // Start creates it; retried
+	}
 	in := Inputs{Node: node.Name, Subnet: subnet, JoinSubnet: c.cfg.JoinSubnet,
-		ClusterJoin: clusterJoinIP(c.cfg), ClusterCIDRs: c.cfg.ClusterCIDRs}
+		ClusterJoin: clusterJoinIP(c.cfg), ClusterCIDRs: c.cfg.ClusterCIDRs, LoadBalancerGroup: group.UUID}
 	if s, ok := node.Annotations[kube.NodeGatewayAnnotation]; ok {
 		gw, err := kube.ParseNodeGateway(s)
 		if err != nil {
@@ -257,7 +274,40 @@ func (c *Controller) applyOps(r Rows) ([]ovsdb.Operation, error) {
 		b.add(nbops.EnsureStaticRoutes(c.nb, grUUID, owner, g.Routes))
 		b.add(nbops.EnsureNATs(c.nb, grUUID, owner, g.NATs))
 	}
+	if g := r.Gateway; g != nil {
+		// Like the gateway router, the variable stays when the gateway
+		// annotation goes bad or away; deleteOps removes both.
+		b.add(c.templateVarOps(r.Switch.ExternalIDs[own.OwnerKey], g.TemplateVar))
+	}
 	return b.ops, b.err
+}
+
+// templateVarOps keeps the node's variables on its chassis and deletes the
+// rows the node owns on any other chassis (a host reinstalled under a new
+// system-id) or, with tv nil (the node is deleted), all of them. The
+// converged path is one indexed lookup; only a change scans the table.
+func (c *Controller) templateVarOps(node string, tv *nbdb.ChassisTemplateVar) ([]ovsdb.Operation, error) {
+	var ops []ovsdb.Operation
+	if tv != nil {
+		more, err := nbops.EnsureChassisTemplateVar(c.nb, tv.Chassis, tv.Variables, tv.ExternalIDs)
+		if err != nil {
+			return nil, err
+		}
+		if len(more) == 0 {
+			return nil, nil
+		}
+		ops = more
+	}
+	for _, row := range nbops.Owned[nbdb.ChassisTemplateVar](c.nb, own.KindNode) {
+		if _, owner := own.OwnerOf(row.ExternalIDs); owner == node && (tv == nil || row.Chassis != tv.Chassis) {
+			more, err := nbops.DeleteChassisTemplateVar(c.nb, row.Chassis)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, more...)
+		}
+	}
+	return ops, nil
 }
 
 // deleteOps removes everything a node owns.
@@ -271,6 +321,7 @@ func (c *Controller) deleteOps(node string) ([]ovsdb.Operation, error) {
 	if lrUUID := b.routerUUID(own.ClusterRouter); lrUUID != "" {
 		b.add(nbops.EnsureStaticRoutes(c.nb, lrUUID, nodeIDs(node, ""), nil))
 	}
+	b.add(c.templateVarOps(node, nil))
 	return b.ops, b.err
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
+	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
@@ -29,6 +31,13 @@ func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node stri
 	}
 	if got := ls.OtherConfig["subnet"]; got != subnet.String() {
 		return fmt.Errorf("switch %s subnet %q, want %s", node, got, subnet)
+	}
+	group, err := nbops.GetLoadBalancerGroup(nb, own.ClusterLBGroup)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(ls.LoadBalancerGroup, []string{group.UUID}) {
+		return fmt.Errorf("switch %s load_balancer_group %v, want the cluster group %s", node, ls.LoadBalancerGroup, group.UUID)
 	}
 	if ports := switchPortNames(t, nb, ls); !ports["stos-"+node] || !ports["kovn-mp-"+node] {
 		return fmt.Errorf("switch %s ports %v", node, slices.Sorted(maps.Keys(ports)))
@@ -52,7 +61,11 @@ func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node stri
 		return fmt.Errorf("rtos-%s networks %v (want %s) or not on the cluster router", node, rtos.Networks, want)
 	}
 	crRoutes := routes(t, nb, cr)
+	tvs := list(t, nb, func(tv *nbdb.ChassisTemplateVar) bool { return tv.ExternalIDs[own.OwnerKey] == node })
 	if gw == nil {
+		if len(tvs) > 0 {
+			return fmt.Errorf("template variables %+v for a node without gateway", tvs[0])
+		}
 		for r := range crRoutes {
 			if strings.HasPrefix(r, subnet.String()) {
 				return fmt.Errorf("cluster router route %q for a node without gateway", r)
@@ -66,13 +79,27 @@ func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node stri
 		}
 		return nil
 	}
+	return checkGateway(t, nb, cfg, node, subnet, gw, group.UUID, tvs, crRoutes)
+}
 
+// checkGateway is checkNode's part for a node with a gateway.
+func checkGateway(t *testing.T, nb client.Client, cfg *config.Controller, node string, subnet netip.Prefix,
+	gw *kube.NodeGateway, group string, tvs []*nbdb.ChassisTemplateVar, crRoutes map[string]bool) error {
+	t.Helper()
 	gr, err := one(t, nb, "GR_"+node, lrName)
 	if err != nil {
 		return err
 	}
-	if gr.Options["chassis"] != gw.ChassisID {
+	if gr.Options["chassis"] != gw.ChassisID || gr.Options["lb_force_snat_ip"] != "router_ip" {
 		return fmt.Errorf("GR_%s options %v", node, gr.Options)
+	}
+	if !slices.Equal(gr.LoadBalancerGroup, []string{group}) {
+		return fmt.Errorf("GR_%s load_balancer_group %v, want the cluster group %s", node, gr.LoadBalancerGroup, group)
+	}
+	nodeIP := netip.MustParsePrefix(gw.IP).Addr()
+	if len(tvs) != 1 || tvs[0].Chassis != gw.ChassisID || !maps.Equal(tvs[0].Variables, map[string]string{own.NodeIPTemplateVar: nodeIP.String()}) ||
+		tvs[0].ExternalIDs[own.KindKey] != own.KindNode {
+		return fmt.Errorf("template variables of %s: %+v, want %s=%s on %s", node, tvs, own.NodeIPTemplateVar, nodeIP, gw.ChassisID)
 	}
 	if got := routerPortNames(t, nb, gr); !maps.Equal(got, map[string]bool{"rtoj-GR_" + node: true, "rtoe-GR_" + node: true}) {
 		return fmt.Errorf("GR_%s ports %v", node, got)
@@ -102,7 +129,6 @@ func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node stri
 	if got := routes(t, nb, gr); !maps.Equal(got, wantRoutes) {
 		return fmt.Errorf("GR_%s routes %v, want %v", node, got, wantRoutes)
 	}
-	nodeIP := netip.MustParsePrefix(gw.IP).Addr()
 	if got := nats(t, nb, gr); !maps.Equal(got, map[string]bool{"snat " + nodeIP.String() + "<-" + subnet.String(): true}) {
 		return fmt.Errorf("GR_%s NATs %v", node, got)
 	}
@@ -146,6 +172,9 @@ func TestStartCreatesClusterTopology(t *testing.T) {
 		js, err := one(t, h.nb, own.JoinSwitch, lsName)
 		if err != nil || !switchPortNames(t, h.nb, js)["jtor-"+own.ClusterRouter] {
 			return fmt.Errorf("join switch: %v", err)
+		}
+		if _, err := nbops.GetLoadBalancerGroup(h.nb, own.ClusterLBGroup); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -402,5 +431,23 @@ func TestStartDeletesRowsOfNodesGoneWhileDown(t *testing.T) {
 	h.waitNode("kept", sKept, nil)
 	if lr, err := one(t, h.nb, own.ClusterRouter, lrName); err != nil || len(lr.StaticRoutes) != 0 {
 		t.Errorf("cluster router: %v, routes %v", err, lr)
+	}
+}
+
+// A host reinstalled under a new chassis name moves its node IP variable:
+// the new chassis gets it, the old row goes.
+func TestNodeChassisChangeMovesTemplateVar(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.start()
+	gw := testGateway()
+	h.createNode("n1", gatewayAnnotation(gw))
+	s1 := h.waitSubnet("n1")
+	h.waitNode("n1", s1, gw)
+	moved := *gw
+	moved.ChassisID = "chassis-new"
+	h.patchNode("n1", gatewayAnnotation(&moved), nil)
+	h.waitNode("n1", s1, &moved) // checks n1 owns exactly one row, on the new chassis
+	if _, err := nbops.GetChassisTemplateVar(h.nb, gw.ChassisID); err == nil {
+		t.Error("old chassis still has a template variable row")
 	}
 }

@@ -37,6 +37,9 @@ type GatewayRows struct {
 	Localnet    *nbdb.LogicalSwitchPort
 	Routes      []*nbdb.LogicalRouterStaticRoute
 	NATs        []*nbdb.NAT
+	// TemplateVar sets KOVN_NODEIP on the node's chassis, the VIP of
+	// the services' NodePort template load balancers.
+	TemplateVar *nbdb.ChassisTemplateVar
 }
 
 // Inputs are what the rows depend on.
@@ -49,6 +52,17 @@ type Inputs struct {
 	JoinSubnet   netip.Prefix
 	ClusterJoin  netip.Addr // the cluster router's address on the join switch
 	ClusterCIDRs []netip.Prefix
+	// LoadBalancerGroup is the UUID of the cluster load balancer group,
+	// which the node switch and gateway router hold: every service's
+	// cluster-wide load balancer applies there through it.
+	LoadBalancerGroup string
+}
+
+func lbGroups(uuid string) []string {
+	if uuid == "" {
+		return nil
+	}
+	return []string{uuid}
 }
 
 func nodeIDs(node, id string) map[string]string { return own.IDs(own.KindNode, node, id) }
@@ -60,9 +74,10 @@ func Desired(in Inputs) Rows {
 	bits := in.Subnet.Bits()
 	r := Rows{
 		Switch: &nbdb.LogicalSwitch{
-			Name:        own.NodeSwitch(in.Node),
-			OtherConfig: map[string]string{"subnet": in.Subnet.String(), "exclude_ips": mgmt.String()},
-			ExternalIDs: nodeIDs(in.Node, ""),
+			Name:              own.NodeSwitch(in.Node),
+			OtherConfig:       map[string]string{"subnet": in.Subnet.String(), "exclude_ips": mgmt.String()},
+			ExternalIDs:       nodeIDs(in.Node, ""),
+			LoadBalancerGroup: lbGroups(in.LoadBalancerGroup),
 		},
 		RouterPort: &nbdb.LogicalRouterPort{
 			Name:        own.RouterToSwitchPort(in.Node),
@@ -95,8 +110,13 @@ func Desired(in Inputs) Rows {
 		Policy:      &srcIP,
 		ExternalIDs: nodeIDs(in.Node, "egress"),
 	}}
+	r.Gateway = gatewayRows(in)
+	return r
+}
+
+// gatewayRows are the rows of a node with a published gateway.
+func gatewayRows(in Inputs) *GatewayRows {
 	gr := own.GatewayRouter(in.Node)
-	nodeIP := in.GatewayIP.Addr()
 	g := &GatewayRows{
 		Router: &nbdb.LogicalRouter{
 			Name: gr,
@@ -105,8 +125,15 @@ func Desired(in Inputs) Rows {
 				// Replies to SNATed traffic must come back to this router.
 				"always_learn_from_arp_request": "false",
 				"dynamic_neigh_routers":         "true",
+				// Load-balanced traffic leaves SNATed to the router port
+				// it leaves by, so a NodePort reply from a pod on another
+				// node comes back through this router to be unDNATed.
+				// externalTrafficPolicy Local load balancers opt out
+				// (skip_snat) to keep the client's address.
+				"lb_force_snat_ip": "router_ip",
 			},
-			ExternalIDs: nodeIDs(in.Node, ""),
+			ExternalIDs:       nodeIDs(in.Node, ""),
+			LoadBalancerGroup: lbGroups(in.LoadBalancerGroup),
 		},
 		JoinPort: &nbdb.LogicalRouterPort{
 			Name:        own.GatewayToJoinPort(in.Node),
@@ -146,6 +173,14 @@ func Desired(in Inputs) Rows {
 			ExternalIDs: nodeIDs(in.Node, ""),
 		},
 	}
+	addGatewayRoutes(in, g)
+	return g
+}
+
+// addGatewayRoutes adds the gateway router's routes and SNAT, and the
+// node IP template variable.
+func addGatewayRoutes(in Inputs, g *GatewayRows) {
+	nodeIP := in.GatewayIP.Addr()
 	ext := own.GatewayToExtPort(in.Node)
 	g.Routes = append(g.Routes, &nbdb.LogicalRouterStaticRoute{
 		IPPrefix: "0.0.0.0/0", Nexthop: in.Gateway.NextHop, OutputPort: &ext,
@@ -162,6 +197,9 @@ func Desired(in Inputs) Rows {
 		ExternalPortRange: own.GatewaySNATPortRange,
 		ExternalIDs:       nodeIDs(in.Node, "egress"),
 	}}
-	r.Gateway = g
-	return r
+	g.TemplateVar = &nbdb.ChassisTemplateVar{
+		Chassis:     in.Gateway.ChassisID,
+		Variables:   map[string]string{own.NodeIPTemplateVar: nodeIP.String()},
+		ExternalIDs: nodeIDs(in.Node, ""),
+	}
 }

@@ -16,11 +16,12 @@ func testGateway() *kube.NodeGateway {
 
 func testInputs(gw *kube.NodeGateway) Inputs {
 	in := Inputs{
-		Node:         "n1",
-		Subnet:       netip.MustParsePrefix("10.128.1.0/24"),
-		JoinSubnet:   netip.MustParsePrefix("100.64.0.0/16"),
-		ClusterJoin:  netip.MustParseAddr("100.64.0.1"),
-		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.128.0.0/14")},
+		Node:              "n1",
+		Subnet:            netip.MustParsePrefix("10.128.1.0/24"),
+		JoinSubnet:        netip.MustParsePrefix("100.64.0.0/16"),
+		ClusterJoin:       netip.MustParseAddr("100.64.0.1"),
+		ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.128.0.0/14")},
+		LoadBalancerGroup: "lbg-uuid",
 	}
 	if gw != nil {
 		in.Gateway, in.GatewayIP, in.JoinIP = gw, netip.MustParsePrefix(gw.IP), netip.MustParseAddr("100.64.0.2")
@@ -49,6 +50,7 @@ func TestDesiredWithoutGateway(t *testing.T) {
 	eq(t, "switch name", r.Switch.Name, "n1")
 	eq(t, "switch other_config", r.Switch.OtherConfig, map[string]string{"subnet": "10.128.1.0/24", "exclude_ips": "10.128.1.2"})
 	eq(t, "switch external_ids", r.Switch.ExternalIDs, owner)
+	eq(t, "switch load_balancer_group", r.Switch.LoadBalancerGroup, []string{"lbg-uuid"})
 
 	eq(t, "rtos name", r.RouterPort.Name, "rtos-n1")
 	eq(t, "rtos mac", r.RouterPort.MAC, "0a:58:0a:80:01:01")
@@ -83,6 +85,11 @@ func TestDesiredWithGateway(t *testing.T) {
 
 	eq(t, "GR name", g.Router.Name, "GR_n1")
 	eq(t, "GR chassis", g.Router.Options["chassis"], "chassis-1")
+	eq(t, "GR lb_force_snat_ip", g.Router.Options["lb_force_snat_ip"], "router_ip")
+	eq(t, "GR load_balancer_group", g.Router.LoadBalancerGroup, []string{"lbg-uuid"})
+	eq(t, "switch load_balancer_group", r.Switch.LoadBalancerGroup, []string{"lbg-uuid"})
+	eq(t, "template var chassis", g.TemplateVar.Chassis, "chassis-1")
+	eq(t, "template var variables", g.TemplateVar.Variables, map[string]string{own.NodeIPTemplateVar: "172.18.0.2"})
 
 	eq(t, "join port name", g.JoinPort.Name, "rtoj-GR_n1")
 	eq(t, "join port mac", g.JoinPort.MAC, "0a:58:64:40:00:02")
@@ -131,7 +138,7 @@ func TestDesiredWithGateway(t *testing.T) {
 
 	// Every row must say it is the node's: Start's garbage collection and
 	// the route/NAT builders find them by these ids.
-	ids := []map[string]string{g.Router.ExternalIDs, g.JoinPort.ExternalIDs, g.JoinSwitchP.ExternalIDs,
+	ids := []map[string]string{g.Router.ExternalIDs, g.TemplateVar.ExternalIDs, g.JoinPort.ExternalIDs, g.JoinSwitchP.ExternalIDs,
 		g.ExtPort.ExternalIDs, g.ExtSwitch.ExternalIDs, g.ExtSwitchP.ExternalIDs, g.Localnet.ExternalIDs,
 		nat.ExternalIDs, cr.ExternalIDs}
 	for _, rt := range g.Routes {

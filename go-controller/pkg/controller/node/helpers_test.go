@@ -282,7 +282,8 @@ func ownedBy(t *testing.T, nb client.Client, owner string) int {
 		len(list(t, nb, func(r *nbdb.LogicalRouter) bool { return is(r.ExternalIDs) })) +
 		len(list(t, nb, func(r *nbdb.LogicalRouterPort) bool { return is(r.ExternalIDs) })) +
 		len(list(t, nb, func(r *nbdb.LogicalRouterStaticRoute) bool { return is(r.ExternalIDs) })) +
-		len(list(t, nb, func(r *nbdb.NAT) bool { return is(r.ExternalIDs) }))
+		len(list(t, nb, func(r *nbdb.NAT) bool { return is(r.ExternalIDs) })) +
+		len(list(t, nb, func(r *nbdb.ChassisTemplateVar) bool { return is(r.ExternalIDs) }))
 }
 
 // switchPortNames and routerPortNames name the ports a switch or router holds.
