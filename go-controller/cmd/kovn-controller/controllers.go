@@ -20,7 +20,9 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/namespace"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/node"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/pod"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/policy"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/queue"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/service"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
@@ -52,6 +54,14 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	}
 	podCtl := pod.New(cfg, kc, pod.Listers{Pods: pods.Lister(), Nodes: nodes.Lister(), Namespaces: nss.Lister()}, nb, tx, problems, qm)
 	nsCtl := namespace.New(nss.Lister(), nb, tx, 2, qm)
+	svcCtl, err := service.New(cfg, factory, nb, tx, problems, qm)
+	if err != nil {
+		return err
+	}
+	policyCtl, err := policy.New(cfg, factory, nb, tx, problems, qm)
+	if err != nil {
+		return err
+	}
 	if _, err := nodes.Informer().AddEventHandler(nodeCtl.Queue.Handler()); err != nil {
 		return err
 	}
@@ -89,15 +99,23 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 			return fmt.Errorf("start %s controller: %w", name, err)
 		}
 	}
-	// Pods come after nodes: their start-up needs the node subnets.
+	// Pods come after nodes: their start-up needs the node subnets; so do
+	// services, which need the cluster load-balancer group.
 	if err := podCtl.Start(ctx); err != nil {
 		return fmt.Errorf("start pod controller: %w", err)
 	}
-	for _, q := range []*queue.Controller{nodeCtl.Queue, nsCtl.Queue, podCtl.Queue} {
+	if err := svcCtl.Start(ctx); err != nil {
+		return fmt.Errorf("start service controller: %w", err)
+	}
+	if err := policyCtl.Start(ctx); err != nil {
+		return fmt.Errorf("start policy controller: %w", err)
+	}
+	queues := []*queue.Controller{nodeCtl.Queue, nsCtl.Queue, podCtl.Queue, svcCtl.Queue, policyCtl.Queue}
+	for _, q := range queues {
 		go q.Run(ctx)
 	}
 	// Ready once the initial state is programmed: every queue drained.
-	queue.WaitIdle(ctx, 20*time.Millisecond, nodeCtl.Queue, nsCtl.Queue, podCtl.Queue)
+	queue.WaitIdle(ctx, 20*time.Millisecond, queues...)
 	txns, ops := tx.Stats()
 	klog.InfoS("ready", "after", time.Since(start), "nbTransactions", txns, "nbOperations", ops)
 	ready.Store(true)
