@@ -109,6 +109,14 @@ func Desired(in Inputs) Rows {
 		Nexthop:     in.JoinIP.String(),
 		Policy:      &srcIP,
 		ExternalIDs: nodeIDs(in.Node, "egress"),
+	}, {
+		// Replies to connections a gateway router SNATed to its join IP
+		// (NodePorts with lb_force_snat_ip) must go back to that router.
+		// Without a /32 the pod subnet's source route above, longer than
+		// the join switch's /16, would send them to this node's own GR.
+		IPPrefix:    netip.PrefixFrom(in.JoinIP, 32).String(),
+		Nexthop:     in.JoinIP.String(),
+		ExternalIDs: nodeIDs(in.Node, "join"),
 	}}
 	r.Gateway = gatewayRows(in)
 	return r

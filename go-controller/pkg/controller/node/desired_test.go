@@ -126,12 +126,15 @@ func TestDesiredWithGateway(t *testing.T) {
 	nat := g.NATs[0]
 	eq(t, "NAT", [3]string{string(nat.Type), nat.ExternalIP, nat.LogicalIP}, [3]string{"snat", "172.18.0.2", "10.128.1.0/24"})
 
-	if len(r.ClusterRoutes) != 1 {
-		t.Fatalf("%d cluster routes, want 1", len(r.ClusterRoutes))
+	if len(r.ClusterRoutes) != 2 {
+		t.Fatalf("%d cluster routes, want 2", len(r.ClusterRoutes))
 	}
 	cr := r.ClusterRoutes[0]
 	eq(t, "cluster route", route{cr.IPPrefix, cr.Nexthop, deref(cr.OutputPort), deref(cr.Policy)},
 		route{"10.128.1.0/24", "100.64.0.2", nil, nbdb.LogicalRouterStaticRoutePolicySrcIP})
+	jr := r.ClusterRoutes[1]
+	eq(t, "join route", route{jr.IPPrefix, jr.Nexthop, deref(jr.OutputPort), deref(jr.Policy)},
+		route{"100.64.0.2/32", "100.64.0.2", nil, nil})
 	if cr.Policy == &nbdb.LogicalRouterStaticRoutePolicySrcIP {
 		t.Error("the route's policy points at the generated package variable")
 	}
@@ -140,7 +143,7 @@ func TestDesiredWithGateway(t *testing.T) {
 	// the route/NAT builders find them by these ids.
 	ids := []map[string]string{g.Router.ExternalIDs, g.TemplateVar.ExternalIDs, g.JoinPort.ExternalIDs, g.JoinSwitchP.ExternalIDs,
 		g.ExtPort.ExternalIDs, g.ExtSwitch.ExternalIDs, g.ExtSwitchP.ExternalIDs, g.Localnet.ExternalIDs,
-		nat.ExternalIDs, cr.ExternalIDs}
+		nat.ExternalIDs, cr.ExternalIDs, jr.ExternalIDs}
 	for _, rt := range g.Routes {
 		ids = append(ids, rt.ExternalIDs)
 	}

@@ -409,8 +409,16 @@ func (d *desired) lb(name, id string, proto corev1.Protocol, extra map[string]st
 	maps.Copy(opts, extra)
 	lp := strings.ToLower(string(proto))
 	return &LB{Row: &nbdb.LoadBalancer{
-		Name:        name,
-		Protocol:    &lp,
+		Name:     name,
+		Protocol: &lp,
+		// Backends are chosen by a hash of these fields while OVS
+		// translates the flow, not by the datapath's dp_hash, which costs
+		// one more recirculation. The userspace datapath drops a packet
+		// after 6: a NodePort answered by a backend on the same node
+		// (gateway router NAT and load balancing, then the pod's switch)
+		// needs every one it can save.
+		SelectionFields: []string{nbdb.LoadBalancerSelectionFieldsIPSrc, nbdb.LoadBalancerSelectionFieldsIPDst,
+			nbdb.LoadBalancerSelectionFieldsTpSrc, nbdb.LoadBalancerSelectionFieldsTpDst},
 		Vips:        map[string]string{},
 		Options:     opts,
 		ExternalIDs: own.IDs(own.KindService, d.key, id),

@@ -145,6 +145,12 @@ func TestDesired(t *testing.T) {
 func checkDesired(t *testing.T, tc desiredCase) {
 	t.Helper()
 	r := Desired(tc.in)
+	for _, lb := range r.LBs {
+		// Hash-based selection saves the dp_hash recirculation (see lb()).
+		if want := []string{"ip_src", "ip_dst", "tp_src", "tp_dst"}; !slices.Equal(lb.Row.SelectionFields, want) {
+			t.Errorf("%s: selection_fields %v, want %v", lb.Row.Name, lb.Row.SelectionFields, want)
+		}
+	}
 	if got := summarize(t, r); !reflect.DeepEqual(got, tc.want) {
 		t.Errorf("load balancers:\n got %+v\nwant %+v", got, tc.want)
 	}
