@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg pro
 			return ctx.Err()
 		}
 	}
-	go keepHostNetwork(ctx, cfg, gw, restore, changes)
+	go keepHostNetwork(ctx, cfg, o, gw, restore, changes)
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
 		klog.ErrorS(err, "start-up cleanup of pod ports")
 	}
@@ -295,13 +295,27 @@ func hostRestorer(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) fu
 	}
 }
 
+// hideCTZeroSNAT keeps ovn-controller from asking the userspace datapath
+// for all-zero SNAT commits, which crash OVS 3.1's userspace conntrack (see
+// ovs.HideCTZeroSNAT). ovs-vswitchd restores the capability when it
+// restarts, hence the repetition.
+func hideCTZeroSNAT(ctx context.Context, o *ovs.Client) {
+	changed, err := o.HideCTZeroSNAT(ctx, "netdev")
+	switch {
+	case err != nil && ctx.Err() == nil:
+		klog.ErrorS(err, "hide ct_zero_snat from ovn-controller")
+	case changed:
+		klog.InfoS("told ovn-controller the netdev datapath has no all-zero SNAT (OVS 3.1 userspace conntrack aborts on it)")
+	}
+}
+
 // keepHostNetwork keeps the host's routes and br-ex's shared-gateway flows
-// in place. Routes come back the moment the kernel reports a change: it
+// in place, and on the userspace datapath the ct_zero_snat override. Routes come back the moment the kernel reports a change: it
 // drops every route through a device that goes down, which OVS's userspace
 // datapath does to its taps when it reconfigures. Flows are checked every
 // 2 s: ovs-vswitchd forgets them when it restarts, and the patch port to
 // OVN appears (and gets a new number) only once the gateway router exists.
-func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway, restore func() error, changes <-chan struct{}) {
+func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *hostnet.Gateway, restore func() error, changes <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	flows := func() {
@@ -314,6 +328,9 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, gw *hostnet.Gateway,
 		}
 		if err != nil && ctx.Err() == nil {
 			klog.ErrorS(err, "shared gateway flows on br-ex")
+		}
+		if cfg.DatapathType == "netdev" {
+			hideCTZeroSNAT(ctx, o)
 		}
 	}
 	flows()

@@ -8,13 +8,14 @@ import (
 )
 
 // clientModel holds only the tables the agent touches; the cache keeps no
-// rows (and libovsdb checks no columns) of the other fifteen.
+// rows (and libovsdb checks no columns) of the other fourteen.
 func clientModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel(vswitchd.OpenvSwitchTable, map[string]model.Model{
 		vswitchd.OpenvSwitchTable: &vswitchd.OpenvSwitch{},
 		vswitchd.BridgeTable:      &vswitchd.Bridge{},
 		vswitchd.PortTable:        &vswitchd.Port{},
 		vswitchd.InterfaceTable:   &vswitchd.Interface{},
+		vswitchd.DatapathTable:    &vswitchd.Datapath{},
 	})
 }
 
@@ -27,8 +28,10 @@ func newMonitor(c client.Client) *client.Monitor {
 	br := &vswitchd.Bridge{}
 	port := &vswitchd.Port{}
 	iface := &vswitchd.Interface{}
+	dp := &vswitchd.Datapath{}
 	return c.NewMonitor(
-		client.WithTable(ovs, &ovs.Bridges, &ovs.ExternalIDs),
+		client.WithTable(ovs, &ovs.Bridges, &ovs.ExternalIDs, &ovs.Datapaths),
+		client.WithTable(dp, &dp.Capabilities),
 		client.WithTable(br, &br.Name, &br.Ports, &br.DatapathType, &br.OtherConfig, &br.ExternalIDs),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.ExternalIDs),
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.ExternalIDs, &iface.MAC,
