@@ -79,14 +79,29 @@ func execCommand() *cli.Command {
 
 func probeCommand() *cli.Command {
 	return &cli.Command{
-		Name: "probe", Usage: "connect to a test server from a lab place; exit 0 only if it answered",
+		Name: "probe", Usage: "connect to a test server from a lab place; exit 0 only if it answered (or, with --batch, probe many targets)",
+		Description: "With --batch, targets are read from stdin as JSON lines {\"proto\":\"tcp\",\"addr\":\"IP:PORT\"},\n" +
+			"probed concurrently from --from with --timeout each (default 1.5s in batch mode), and one JSON\n" +
+			"line per target is printed in input order: {\"proto\",\"addr\",\"answered\",\"reply\",\"error\",\"kind\",\"ms\"}.\n" +
+			"The exit status is 0 once every target was probed, answered or not.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Required: true, Usage: "NS/POD, host:NODE, host:cp or external"},
-			&cli.StringFlag{Name: "to", Required: true, Usage: "ADDR:PORT"},
+			&cli.StringFlag{Name: "to", Usage: "ADDR:PORT (required without --batch)"},
 			&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
-			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "per probe (batch mode default: 1.5s)"},
+			&cli.BoolFlag{Name: "batch", Usage: "read targets as JSON lines on stdin, print one JSON result line each"},
+			&cli.IntFlag{Name: "parallel", Value: 64, Usage: "batch mode: probes in flight at once"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("batch") {
+				if c.IsSet("to") || c.IsSet("proto") {
+					return fmt.Errorf("--batch reads targets from stdin; --to and --proto do not apply")
+				}
+				return probeBatch(c)
+			}
+			if c.String("to") == "" {
+				return fmt.Errorf("required flag \"to\" not set (or use --batch)")
+			}
 			l, err := load(c)
 			if err != nil {
 				return err
@@ -108,6 +123,35 @@ func probeCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// probeBatch is `kovn-lab probe --batch`: every worker enters the source's
+// network namespace on its own locked thread and probes from there.
+func probeBatch(c *cli.Context) error {
+	timeout := c.Duration("timeout")
+	if !c.IsSet("timeout") {
+		timeout = 1500 * time.Millisecond
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive")
+	}
+	targets, err := probe.ReadTargets(os.Stdin)
+	if err != nil {
+		return fmt.Errorf("targets on stdin: %w", err)
+	}
+	l, err := load(c)
+	if err != nil {
+		return err
+	}
+	t, err := l.ResolveTarget(c.Context, c.String("from"))
+	if err != nil {
+		return err
+	}
+	within := func(f func()) error {
+		return ns.WithNetNSPath(t.NetNS, func(ns.NetNS) error { f(); return nil })
+	}
+	results := probe.ProbeAll(c.Context, targets, timeout, c.Int("parallel"), within)
+	return probe.WriteResults(os.Stdout, results)
 }
 
 func componentCommand(verb string) *cli.Command {
