@@ -54,17 +54,17 @@ func TestSetDeletedWhenNamespaceTerminates(t *testing.T) {
 	h.createNamespace("born-ending", terminating)
 	h.createNamespace("ending")
 	h.waitSet("kovn_ns_ending_v4", true)
-	inst.waitSynced(t, 2)
-	if _, err := nbops.GetAddressSet(h.nb, "kovn_ns_born_ending_v4"); err == nil {
+	inst.WaitSynced(t, 2)
+	if _, err := nbops.GetAddressSet(h.NB, "kovn_ns_born_ending_v4"); err == nil {
 		t.Error("set created for a terminating namespace")
 	}
 
-	ns, err := h.kc.CoreV1().Namespaces().Get(context.Background(), "ending", metav1.GetOptions{})
+	ns, err := h.KC.CoreV1().Namespaces().Get(context.Background(), "ending", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	terminating(ns)
-	if _, err := h.kc.CoreV1().Namespaces().Update(context.Background(), ns, metav1.UpdateOptions{}); err != nil {
+	if _, err := h.KC.CoreV1().Namespaces().Update(context.Background(), ns, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitSet("kovn_ns_ending_v4", false)
@@ -77,13 +77,13 @@ func TestExistingSetMembersUntouched(t *testing.T) {
 	h.createNamespace("a")
 	inst := h.start()
 	h.createNamespace("b")
-	inst.waitSynced(t, 2)
+	inst.WaitSynced(t, 2)
 	h.waitSet("kovn_ns_b_v4", true)
 	as := h.waitSet("kovn_ns_a_v4", true)
 	if got := slices.Sorted(slices.Values(as.Addresses)); !slices.Equal(got, []string{"10.128.0.3", "10.128.0.4"}) {
 		t.Errorf("members %v changed", got)
 	}
-	if txns, _ := inst.tx.Stats(); txns != 1 {
+	if txns, _ := inst.Tx.Stats(); txns != 1 {
 		t.Errorf("%d transactions, want 1 (b's set)", txns)
 	}
 }
@@ -99,7 +99,7 @@ func TestStartDeletesSetsOfNamespacesGone(t *testing.T) {
 	h.addSet(&nbdb.AddressSet{Name: "kovn_policy_x", ExternalIDs: own.IDs("NetworkPolicy", "gone/x", "")})
 
 	inst := h.startNoRun()
-	if txns, _ := inst.tx.Stats(); txns != 1 {
+	if txns, _ := inst.Tx.Stats(); txns != 1 {
 		t.Errorf("Start sent %d transactions, want 1", txns)
 	}
 	h.waitSet("kovn_ns_gone_v4", false)
@@ -118,10 +118,10 @@ func TestRestartIsQuiet(t *testing.T) {
 		h.createNamespace(ns)
 		h.waitSet(own.NamespaceAddressSet(ns, "v4"), true)
 	}
-	first.stop()
+	first.Stop()
 	second := h.start()
-	second.waitSynced(t, 3)
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	second.WaitSynced(t, 3)
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("restart sent %d transactions (%d ops)", txns, ops)
 	}
 }

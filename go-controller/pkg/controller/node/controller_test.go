@@ -11,12 +11,12 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
-	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
 // checkNode compares what NB holds for a node with what it should: its
@@ -154,26 +154,26 @@ func checkGateway(t *testing.T, nb client.Client, cfg *config.Controller, node s
 
 func (h *harness) waitNode(node string, subnet netip.Prefix, gw *kube.NodeGateway) {
 	h.t.Helper()
-	testenv.WaitFor(h.t, waitTimeout, func() error { return checkNode(h.t, h.nb, h.cfg, node, subnet, gw) })
+	ctltest.WaitFor(h.t, func() error { return checkNode(h.t, h.NB, h.cfg, node, subnet, gw) })
 }
 
 func TestStartCreatesClusterTopology(t *testing.T) {
 	h := newHarness(t, testConfig())
 	h.start()
-	testenv.WaitFor(t, waitTimeout, func() error {
-		cr, err := one(t, h.nb, own.ClusterRouter, lrName)
+	ctltest.WaitFor(t, func() error {
+		cr, err := one(t, h.NB, own.ClusterRouter, lrName)
 		if err != nil {
 			return err
 		}
-		rtoj, err := one(t, h.nb, "rtoj-"+own.ClusterRouter, lrpName)
-		if err != nil || !routerPortNames(t, h.nb, cr)[rtoj.Name] || !slices.Equal(rtoj.Networks, []string{"100.64.0.1/16"}) {
+		rtoj, err := one(t, h.NB, "rtoj-"+own.ClusterRouter, lrpName)
+		if err != nil || !routerPortNames(t, h.NB, cr)[rtoj.Name] || !slices.Equal(rtoj.Networks, []string{"100.64.0.1/16"}) {
 			return fmt.Errorf("cluster router join port: %v %+v", err, rtoj)
 		}
-		js, err := one(t, h.nb, own.JoinSwitch, lsName)
-		if err != nil || !switchPortNames(t, h.nb, js)["jtor-"+own.ClusterRouter] {
+		js, err := one(t, h.NB, own.JoinSwitch, lsName)
+		if err != nil || !switchPortNames(t, h.NB, js)["jtor-"+own.ClusterRouter] {
 			return fmt.Errorf("join switch: %v", err)
 		}
-		if _, err := nbops.GetLoadBalancerGroup(h.nb, own.ClusterLBGroup); err != nil {
+		if _, err := nbops.GetLoadBalancerGroup(h.NB, own.ClusterLBGroup); err != nil {
 			return err
 		}
 		return nil
@@ -214,8 +214,8 @@ func TestNodeGatewayPublishedLater(t *testing.T) {
 	h.createNode("n2", gatewayAnnotation(gw2))
 	s2 := h.waitSubnet("n2")
 	h.waitNode("n2", s2, gw2)
-	j1, _ := joinIP(t, h.nb, "n1")
-	j2, _ := joinIP(t, h.nb, "n2")
+	j1, _ := joinIP(t, h.NB, "n1")
+	j2, _ := joinIP(t, h.NB, "n2")
 	if j1 == j2 {
 		t.Errorf("n1 and n2 share join address %s", j1)
 	}
@@ -237,30 +237,30 @@ func TestNodeDeletedAndSubnetReused(t *testing.T) {
 
 	h.createNode("c", nil)
 	inst.waitProblem(t, "ClusterCIDRExhausted")
-	if _, err := one(t, h.nb, "c", lsName); err == nil {
+	if _, err := one(t, h.NB, "c", lsName); err == nil {
 		t.Error("switch for a node without subnet")
 	}
 
 	h.deleteNode("a")
-	testenv.WaitFor(t, waitTimeout, func() error {
-		if n := ownedBy(t, h.nb, "a"); n > 0 {
+	ctltest.WaitFor(t, func() error {
+		if n := ownedBy(t, h.NB, "a"); n > 0 {
 			return fmt.Errorf("%d rows of a left", n)
 		}
 		for _, name := range []string{"a", "ext_a"} {
-			if _, err := one(t, h.nb, name, lsName); err == nil {
+			if _, err := one(t, h.NB, name, lsName); err == nil {
 				return fmt.Errorf("switch %s left", name)
 			}
 		}
-		if _, err := one(t, h.nb, "GR_a", lrName); err == nil {
+		if _, err := one(t, h.NB, "GR_a", lrName); err == nil {
 			return fmt.Errorf("GR_a left")
 		}
 		for _, p := range []string{"rtos-a", "rtoj-GR_a", "rtoe-GR_a"} {
-			if _, err := one(t, h.nb, p, lrpName); err == nil {
+			if _, err := one(t, h.NB, p, lrpName); err == nil {
 				return fmt.Errorf("router port %s left", p)
 			}
 		}
 		for _, p := range []string{"stos-a", "kovn-mp-a", "jtor-GR_a", "etor-GR_a", "lnet-a"} {
-			if _, err := one(t, h.nb, p, lspName); err == nil {
+			if _, err := one(t, h.NB, p, lspName); err == nil {
 				return fmt.Errorf("switch port %s left", p)
 			}
 		}
@@ -301,7 +301,7 @@ func TestNodeInvalidSubnetAnnotation(t *testing.T) {
 			if value == "" {
 				value = kube.MarshalNodeSubnets([]netip.Prefix{sGood})
 			}
-			patchesBefore := h.patches("nodes")
+			patchesBefore := h.Patches("nodes")
 			h.createNode("bad", map[string]string{kube.NodeSubnetsAnnotation: value})
 			inst.waitProblem(t, tc.reason)
 			if ev := <-inst.events.Events; !strings.Contains(ev, "Warning "+tc.reason) {
@@ -314,26 +314,26 @@ func TestNodeInvalidSubnetAnnotation(t *testing.T) {
 			sNext := h.waitSubnet("next")
 			h.waitNode("next", sNext, nil)
 			h.waitNode("good", sGood, nil)
-			if _, err := one(t, h.nb, "bad", lsName); err == nil {
+			if _, err := one(t, h.NB, "bad", lsName); err == nil {
 				t.Error("switch for the node with the bad annotation")
 			}
-			if got := h.patches("nodes") - patchesBefore; got != 1 {
+			if got := h.Patches("nodes") - patchesBefore; got != 1 {
 				t.Errorf("%d node patches, want 1 (next's subnet)", got)
 			}
-			if inst.syncs("error") > 0 {
-				t.Errorf("%v failed syncs", inst.syncs("error"))
+			if inst.Syncs("error") > 0 {
+				t.Errorf("%v failed syncs", inst.Syncs("error"))
 			}
 
 			// A restart with the bad node present changes nothing, in
 			// whatever order the nodes are listed: the subnet NB serves
 			// stays with the node it serves.
-			inst.stop()
+			inst.Stop()
 			again := h.start()
-			again.waitSynced(t, 3)
-			if txns, _ := again.tx.Stats(); txns != 0 {
+			again.WaitSynced(t, 3)
+			if txns, _ := again.Tx.Stats(); txns != 0 {
 				t.Errorf("%d transactions after restart", txns)
 			}
-			if _, err := one(t, h.nb, "bad", lsName); err == nil {
+			if _, err := one(t, h.NB, "bad", lsName); err == nil {
 				t.Error("switch for the node with the bad annotation after restart")
 			}
 			if owner, _ := again.c.subnets.Owner(sGood); owner != "good" {
@@ -360,20 +360,20 @@ func TestNodeRestartIsQuietAndRebuildsAllocators(t *testing.T) {
 	// g1 leaves, so a restarted join allocator that did not read g2's
 	// address back from NB would hand g2 a lower one.
 	h.deleteNode("g1")
-	testenv.WaitFor(t, waitTimeout, func() error {
-		if n := ownedBy(t, h.nb, "g1"); n > 0 {
+	ctltest.WaitFor(t, func() error {
+		if n := ownedBy(t, h.NB, "g1"); n > 0 {
 			return fmt.Errorf("%d rows of g1 left", n)
 		}
 		return nil
 	})
-	j2, err := joinIP(t, h.nb, "g2")
+	j2, err := joinIP(t, h.NB, "g2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.waitSynced(t, 4)
-	first.stop()
+	first.WaitSynced(t, 4)
+	first.Stop()
 
-	h.kc.ClearActions()
+	h.KC.ClearActions()
 	second := h.startNoRun()
 	if got, _ := second.c.subnets.Get("g2"); got != s2 {
 		t.Errorf("after Start g2 holds subnet %v, want %s", got, s2)
@@ -384,12 +384,12 @@ func TestNodeRestartIsQuietAndRebuildsAllocators(t *testing.T) {
 	if got, _ := second.c.join.Get("g2"); got != j2.Addr() {
 		t.Errorf("after Start g2 holds join address %v, want %s", got, j2.Addr())
 	}
-	second.run()
-	second.waitSynced(t, 2)
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	second.Run()
+	second.WaitSynced(t, 2)
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("restart on a converged NB sent %d transactions (%d ops)", txns, ops)
 	}
-	if n := h.patches("nodes"); n != 0 {
+	if n := h.Patches("nodes"); n != 0 {
 		t.Errorf("restart patched nodes %d times", n)
 	}
 
@@ -400,7 +400,7 @@ func TestNodeRestartIsQuietAndRebuildsAllocators(t *testing.T) {
 		t.Fatalf("g3 got subnet %s that is in use", s3)
 	}
 	h.waitNode("g3", s3, gw3)
-	if j3, _ := joinIP(t, h.nb, "g3"); j3 == j2 {
+	if j3, _ := joinIP(t, h.NB, "g3"); j3 == j2 {
 		t.Fatalf("g3 got g2's join address %s", j3)
 	}
 	h.waitNode("g2", s2, gw2)
@@ -415,21 +415,21 @@ func TestStartDeletesRowsOfNodesGoneWhileDown(t *testing.T) {
 	h.createNode("kept", nil)
 	sKept := h.waitSubnet("kept")
 	h.waitNode("kept", sKept, nil)
-	first.stop()
+	first.Stop()
 
 	h.deleteNode("gone")
 	second := h.startNoRun()
-	if txns, _ := second.tx.Stats(); txns != 1 {
+	if txns, _ := second.Tx.Stats(); txns != 1 {
 		t.Errorf("Start sent %d transactions, want 1", txns)
 	}
-	testenv.WaitFor(t, waitTimeout, func() error {
-		if n := ownedBy(t, h.nb, "gone"); n > 0 {
+	ctltest.WaitFor(t, func() error {
+		if n := ownedBy(t, h.NB, "gone"); n > 0 {
 			return fmt.Errorf("%d rows of the deleted node left", n)
 		}
 		return nil
 	})
 	h.waitNode("kept", sKept, nil)
-	if lr, err := one(t, h.nb, own.ClusterRouter, lrName); err != nil || len(lr.StaticRoutes) != 0 {
+	if lr, err := one(t, h.NB, own.ClusterRouter, lrName); err != nil || len(lr.StaticRoutes) != 0 {
 		t.Errorf("cluster router: %v, routes %v", err, lr)
 	}
 }
@@ -447,7 +447,7 @@ func TestNodeChassisChangeMovesTemplateVar(t *testing.T) {
 	moved.ChassisID = "chassis-new"
 	h.patchNode("n1", gatewayAnnotation(&moved), nil)
 	h.waitNode("n1", s1, &moved) // checks n1 owns exactly one row, on the new chassis
-	if _, err := nbops.GetChassisTemplateVar(h.nb, gw.ChassisID); err == nil {
+	if _, err := nbops.GetChassisTemplateVar(h.NB, gw.ChassisID); err == nil {
 		t.Error("old chassis still has a template variable row")
 	}
 }

@@ -10,11 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
-	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
 func TestScheduledPodsGetAddressPortAndSetMembership(t *testing.T) {
@@ -59,8 +59,8 @@ func TestScheduledPodsGetAddressPortAndSetMembership(t *testing.T) {
 			t.Errorf("address set of %s = %v, want %v", ns, got, want)
 		}
 	}
-	inst.waitSynced(t, len(pods))
-	if n := h.patches(); n != len(pods) {
+	inst.WaitSynced(t, len(pods))
+	if n := h.Patches("pods"); n != len(pods) {
 		t.Errorf("%d pod patches, want one per pod (%d): our own annotation must not trigger another", n, len(pods))
 	}
 }
@@ -82,12 +82,12 @@ func TestPodsWithoutPort(t *testing.T) {
 			h.addNamespace("ns")
 			inst := h.start()
 			h.createPod("ns", "p", tc.node, tc.mod)
-			inst.waitSynced(t, 1)
+			inst.WaitSynced(t, 1)
 			h.noNetwork("ns", "p")
-			if n := h.patches(); n != 0 {
+			if n := h.Patches("pods"); n != 0 {
 				t.Errorf("%d patches", n)
 			}
-			if txns, _ := inst.tx.Stats(); txns != 0 {
+			if txns, _ := inst.Tx.Stats(); txns != 0 {
 				t.Errorf("%d NB transactions", txns)
 			}
 			if h.setAddrs("ns") != nil {
@@ -103,7 +103,7 @@ func TestPodScheduledLater(t *testing.T) {
 	h.addNamespace("ns")
 	inst := h.start()
 	h.createPod("ns", "p", "")
-	inst.waitSynced(t, 1)
+	inst.WaitSynced(t, 1)
 	h.noNetwork("ns", "p")
 
 	p := h.getPod("ns", "p")
@@ -167,7 +167,7 @@ func TestPodGoneFreesItsAddress(t *testing.T) {
 		{"succeeded", func(h *harness, name string) {
 			p := h.getPod("ns", name)
 			p.Status.Phase = corev1.PodSucceeded
-			if _, err := h.kc.CoreV1().Pods("ns").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+			if _, err := h.KC.CoreV1().Pods("ns").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 				h.t.Fatal(err)
 			}
 		}},
@@ -183,7 +183,7 @@ func TestPodGoneFreesItsAddress(t *testing.T) {
 			ips := fill(h, 4)
 			tc.end(h, "p1")
 			h.waitGone("ns", "p1", ips["p1"])
-			testenv.WaitFor(t, waitTimeout, func() error {
+			ctltest.WaitFor(t, func() error {
 				if inst.c.held("ns/p1") {
 					return fmt.Errorf("p1's address not released")
 				}
@@ -208,8 +208,8 @@ func TestPodInNamespaceWithoutObjectGetsNoSet(t *testing.T) {
 	h.addNode("n1", "10.128.0.0/24")
 	h.start()
 	h.createPod("ghost", "p", "n1") // the fake API does not require the namespace
-	testenv.WaitFor(t, waitTimeout, func() error {
-		_, err := nbops.GetSwitchPort(h.nb, own.PodPort("ghost", "p"))
+	ctltest.WaitFor(t, func() error {
+		_, err := nbops.GetSwitchPort(h.NB, own.PodPort("ghost", "p"))
 		return err
 	})
 	if h.setAddrs("ghost") != nil {

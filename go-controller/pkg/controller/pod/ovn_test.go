@@ -11,8 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/namespace"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/node"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/queue"
@@ -28,9 +28,9 @@ import (
 // ovn-northd, and checks that northd accepts what they wrote.
 func TestControllersWithOVN(t *testing.T) {
 	o := testenv.StartOVN(t)
-	nb := connectNB(t, o.NBAddr)
+	env := ctltest.NewEnvAt(t, o.NBAddr)
+	nb, kc := env.NB, env.KC
 	cfg := testConfig()
-	kc := fake.NewClientset()
 	tx := nbops.NewTransactor(nb, nil)
 	problems := metrics.NewProblems(nil, nil)
 	qm := queue.NewMetrics(nil)
@@ -68,7 +68,7 @@ func TestControllersWithOVN(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, q := range queues {
-			waitIdle(q)
+			ctltest.WaitIdle(q)
 		}
 		cancel()
 		for range queues {
@@ -85,9 +85,9 @@ func TestControllersWithOVN(t *testing.T) {
 	if _, err := kc.CoreV1().Nodes().Create(ctx, n1, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, kc: kc, nb: nb, uid: map[string]int{}} // for its pod helpers
+	h := &harness{t: t, cfg: cfg, Env: env, uid: map[string]int{}} // for its pod helpers
 	var subnet netip.Prefix
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		n, err := kc.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func TestControllersWithOVN(t *testing.T) {
 	want := []string{"demo_web-0", "demo_web-1", "demo_db-0", "kovn-mp-n1",
 		"rtos-n1", "stos-n1", "rtoj-GR_n1", "jtor-GR_n1", "rtoe-GR_n1", "etor-GR_n1", "lnet-n1",
 		"rtoj-kovn_cluster_router", "jtor-kovn_cluster_router"}
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		var pbs []*sbdb.PortBinding
 		if err := sb.List(context.Background(), &pbs); err != nil {
 			return err

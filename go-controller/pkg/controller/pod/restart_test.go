@@ -11,10 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
-	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
 // converge starts a controller, creates pods and waits until all are ready.
@@ -45,12 +45,12 @@ func TestRestartOnConvergedStateIsQuiet(t *testing.T) {
 	first, ips := converge(h, pods, map[string]func(*corev1.Pod){"static": requestIP("10.128.1.77")})
 	h.createPod("a", "pending", "")
 	h.createPod("a", "host", "n1", hostNetwork)
-	first.waitSynced(t, len(pods)+2)
-	first.stop()
+	first.WaitSynced(t, len(pods)+2)
+	first.Stop()
 
-	h.kc.ClearActions()
+	h.KC.ClearActions()
 	second := h.startNoRun()
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("Start on a converged state sent %d transactions (%d ops)", txns, ops)
 	}
 	for key, ip := range ips {
@@ -61,12 +61,12 @@ func TestRestartOnConvergedStateIsQuiet(t *testing.T) {
 			t.Errorf("after Start %s holds %v, want %s", key, a.ip, ip)
 		}
 	}
-	second.run()
-	second.waitSynced(t, len(pods)+2)
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	second.Run()
+	second.WaitSynced(t, len(pods)+2)
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("resync after restart sent %d transactions (%d ops)", txns, ops)
 	}
-	if n := h.patches(); n != 0 {
+	if n := h.Patches("pods"); n != 0 {
 		t.Errorf("resync after restart patched pods %d times", n)
 	}
 
@@ -94,8 +94,8 @@ func TestStartRemovesWhatPodsGoneWhileDownHeld(t *testing.T) {
 	h.addNamespace("ns")
 	pods := [][3]string{{"ns", "p0", "n1"}, {"ns", "p1", "n1"}, {"ns", "p2", "n1"}, {"ns", "p3", "n1"}}
 	first, ips := converge(h, pods, nil)
-	first.waitSynced(t, len(pods))
-	first.stop()
+	first.WaitSynced(t, len(pods))
+	first.Stop()
 
 	h.deletePod("ns", "p0")
 	h.deletePod("ns", "p1")
@@ -104,7 +104,7 @@ func TestStartRemovesWhatPodsGoneWhileDownHeld(t *testing.T) {
 	h.updatePod(p)
 
 	second := h.startNoRun()
-	if txns, _ := second.tx.Stats(); txns != 1 {
+	if txns, _ := second.Tx.Stats(); txns != 1 {
 		t.Errorf("Start sent %d transactions, want 1", txns)
 	}
 	for _, name := range []string{"p0", "p1", "p2"} {
@@ -118,7 +118,7 @@ func TestStartRemovesWhatPodsGoneWhileDownHeld(t *testing.T) {
 			t.Errorf("%s still holds an address after Start", key)
 		}
 	}
-	second.run()
+	second.Run()
 	if ip := h.waitReady("ns", "p3"); ip != ips["ns/p3"] {
 		t.Errorf("p3 moved from %s to %s", ips["ns/p3"], ip)
 	}
@@ -162,7 +162,7 @@ func TestPodRecreatedWithNewUID(t *testing.T) {
 			h.start()
 			h.createPod("ns", "p", "n1")
 			h.waitReady("ns", "p")
-			lsp, err := nbops.GetSwitchPort(h.nb, own.PodPort("ns", "p"))
+			lsp, err := nbops.GetSwitchPort(h.NB, own.PodPort("ns", "p"))
 			if err != nil || lsp.Options["iface-id-ver"] != "ns-p-1" {
 				t.Fatalf("first incarnation's port: %v %+v", err, lsp)
 			}
@@ -174,11 +174,11 @@ func TestPodRecreatedWithNewUID(t *testing.T) {
 			// ready checks iface-id-ver and the pod-uid id against the
 			// new UID, and the port's addresses against the new annotation.
 			ip := h.waitReady("ns", "p")
-			lsp, _ = nbops.GetSwitchPort(h.nb, own.PodPort("ns", "p"))
+			lsp, _ = nbops.GetSwitchPort(h.NB, own.PodPort("ns", "p"))
 			if lsp.ExternalIDs[own.PodUIDKey] != "ns-p-2" {
 				t.Errorf("port external_ids %v", lsp.ExternalIDs)
 			}
-			testenv.WaitFor(t, waitTimeout, func() error {
+			ctltest.WaitFor(t, func() error {
 				if got := h.setAddrs("ns"); !maps.Equal(got, map[string]bool{ip.String(): true}) {
 					return fmt.Errorf("address set %v, want only %s", got, ip)
 				}
@@ -193,14 +193,14 @@ func TestStartKeepsAddressOfPortWhosePodLostItsAnnotation(t *testing.T) {
 	h.addNode("n1", "10.128.0.0/24")
 	h.addNamespace("ns")
 	first, ips := converge(h, [][3]string{{"ns", "p", "n1"}}, nil)
-	first.stop()
+	first.Stop()
 	// Someone strips the annotation while the controller is down.
 	h.mu.Lock()
 	h.reannotate["ns/p"] = true
 	h.mu.Unlock()
 	p := h.getPod("ns", "p")
 	delete(p.Annotations, kube.PodNetworkAnnotation)
-	if _, err := h.kc.CoreV1().Pods("ns").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+	if _, err := h.KC.CoreV1().Pods("ns").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	second := h.startNoRun()
@@ -210,8 +210,8 @@ func TestStartKeepsAddressOfPortWhosePodLostItsAnnotation(t *testing.T) {
 	if a.ip != ips["ns/p"] {
 		t.Errorf("after Start the pod holds %v, want its port's %s", a.ip, ips["ns/p"])
 	}
-	second.run()
-	testenv.WaitFor(t, waitTimeout, func() error {
+	second.Run()
+	ctltest.WaitFor(t, func() error {
 		ip, err := h.ready("ns", "p")
 		if err == nil && ip != ips["ns/p"] {
 			return fmt.Errorf("pod re-annotated with %s, want %s", ip, ips["ns/p"])

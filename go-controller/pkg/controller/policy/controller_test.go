@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
@@ -54,11 +55,11 @@ func TestPolicyProgrammed(t *testing.T) {
 		*acl.Name != "team-a/allow-client" || acl.Action != nbdb.ACLActionAllowRelated || acl.Priority != PriorityAllow {
 		t.Errorf("ACL %+v", acl)
 	}
-	pg, _ := nbops.GetPortGroup(h.nb, webPG)
+	pg, _ := nbops.GetPortGroup(h.NB, webPG)
 	if pg.ExternalIDs[own.OwnerKey] != "team-a/allow-client" || pg.ExternalIDs[own.KindKey] != own.KindNetworkPolicy {
 		t.Errorf("port group external_ids %v", pg.ExternalIDs)
 	}
-	as, _ := nbops.GetAddressSet(h.nb, own.SelectorAddressSet(clientSel, "v4"))
+	as, _ := nbops.GetAddressSet(h.NB, own.SelectorAddressSet(clientSel, "v4"))
 	if as.ExternalIDs[own.IDKey] != clientSel || as.ExternalIDs[own.KindKey] != own.KindPolicySelector {
 		t.Errorf("address set external_ids %v", as.ExternalIDs)
 	}
@@ -82,16 +83,16 @@ func TestPodChangesAreIncremental(t *testing.T) {
 	h.waitMembers(webPG, "team-a_web-1", "team-a_web-2")
 	clients := own.SelectorAddressSet(clientSel, "v4")
 	h.waitAddrs(clients, "10.128.0.7")
-	i.settle(t)
+	i.Settle(t)
 
 	// maxTxns: a pod's address and its port arrive in separate events,
 	// which the controller may see together or apart.
 	step := func(desc string, maxTxns, wantOps uint64, act func(), check func()) {
 		t.Helper()
-		d := i.delta()
+		d := i.Delta()
 		act()
 		check()
-		i.settle(t)
+		i.Settle(t)
 		if txns, ops := d(); txns > maxTxns || ops != wantOps || (wantOps > 0 && txns == 0) {
 			t.Errorf("%s: %d transactions, %d ops; want at most %d, %d", desc, txns, ops, maxTxns, wantOps)
 		}
@@ -163,13 +164,13 @@ func TestNamespaceRelabel(t *testing.T) {
 	h.waitAddrs(all)
 	h.waitAddrs(clients)
 	h.waitAddrs(own.SelectorAddressSet(clientSel, "v4"), "10.128.0.7")
-	i.settle(t)
+	i.Settle(t)
 
-	d := i.delta()
+	d := i.Delta()
 	h.updateNamespace("team-b", func(ns *corev1.Namespace) { ns.Labels = map[string]string{"team": "b"} })
 	h.waitAddrs(all, "10.128.1.5", "10.128.1.6")
 	h.waitAddrs(clients, "10.128.1.5")
-	i.settle(t)
+	i.Settle(t)
 	if txns, ops := d(); txns != 1 || ops != 2 {
 		t.Errorf("namespace relabel: %d transactions, %d ops; want one mutate per namespace-selector set", txns, ops)
 	}
@@ -192,7 +193,7 @@ func TestSharedSelectorAndDelete(t *testing.T) {
 	h.waitMembers("kovn_np.team_a.also_client", "team-a_web-1", "team-a_web-2")
 	h.waitMembers(isoOut, "team-a_web-1", "team-a_web-2")
 	h.waitACL(isoOut, "egress/drop", matchIs("inport == @"+isoOut+" && ip4"))
-	if n := len(nbops.Owned[nbdb.AddressSet](h.nb, own.KindPolicySelector)); n != 1 {
+	if n := len(nbops.Owned[nbdb.AddressSet](h.NB, own.KindPolicySelector)); n != 1 {
 		t.Errorf("%d selector address sets, want 1 shared", n)
 	}
 
@@ -206,8 +207,8 @@ func TestSharedSelectorAndDelete(t *testing.T) {
 	h.waitNoGroup(webPG)
 	h.waitNoGroup(isoIn)
 	h.waitNoSet(clients)
-	testWait(t, func() error {
-		if n := len(h.nb.Cache().Table(nbdb.ACLTable).RowsShallow()); n != 0 {
+	ctltest.WaitFor(t, func() error {
+		if n := len(h.NB.Cache().Table(nbdb.ACLTable).RowsShallow()); n != 0 {
 			return fmt.Errorf("%d ACLs left", n)
 		}
 		return nil
@@ -281,7 +282,7 @@ func TestBadInputReported(t *testing.T) {
 		}}))
 	pgName := "kovn_np.team_a.bad"
 	h.waitACL(pgName, "ingress/0", matchIs("outport == @"+pgName+" && ip4.src == $"+own.SelectorAddressSet(clientSel, "v4")))
-	i.settle(t)
+	i.Settle(t)
 	acls := h.acls(pgName)
 	if len(acls) != 1 {
 		t.Errorf("ACLs %v: rules whose every peer or port was invalid must allow nothing", acls)
@@ -331,7 +332,7 @@ func TestACLLogging(t *testing.T) {
 	})
 	h.waitACL(webPG, "ingress/0", logged(""))
 	h.waitACL(isoIn, "ingress/drop", logged(""))
-	testWait(t, func() error {
+	ctltest.WaitFor(t, func() error {
 		if n := i.problems.Count("Namespace", ReasonInvalidLogging); n != 2 {
 			return fmt.Errorf("%v invalid logging reports, want 2 (team-x at start, team-a)", n)
 		}
@@ -340,7 +341,7 @@ func TestACLLogging(t *testing.T) {
 
 	// The meter exists from the start.
 	m := &nbdb.Meter{Name: own.ACLLoggingMeter}
-	if err := h.nb.Get(ctxBG(), m); err != nil || m.Unit != nbdb.MeterUnitPktps || len(m.Bands) != 1 {
+	if err := h.NB.Get(ctxBG(), m); err != nil || m.Unit != nbdb.MeterUnitPktps || len(m.Bands) != 1 {
 		t.Errorf("meter %+v: %v", m, err)
 	}
 }
@@ -351,18 +352,18 @@ func TestNodeManagementAddresses(t *testing.T) {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
 			kube.NodeSubnetsAnnotation: kube.MarshalNodeSubnets([]netip.Prefix{netip.MustParsePrefix(subnet)})}}}
 	}
-	if _, err := h.kc.CoreV1().Nodes().Create(ctxBG(), node("n1", "10.128.0.0/24"), metav1.CreateOptions{}); err != nil {
+	if _, err := h.KC.CoreV1().Nodes().Create(ctxBG(), node("n1", "10.128.0.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	i := h.startNoRun()
 	// Start creates it, so isolation ACLs never refer to a missing set.
 	h.waitAddrs(own.NodeManagementAddressSet, "10.128.0.2")
-	i.run()
-	if _, err := h.kc.CoreV1().Nodes().Create(ctxBG(), node("n2", "10.128.1.0/24"), metav1.CreateOptions{}); err != nil {
+	i.Run()
+	if _, err := h.KC.CoreV1().Nodes().Create(ctxBG(), node("n2", "10.128.1.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitAddrs(own.NodeManagementAddressSet, "10.128.0.2", "10.128.1.2")
-	if err := h.kc.CoreV1().Nodes().Delete(ctxBG(), "n1", metav1.DeleteOptions{}); err != nil {
+	if err := h.KC.CoreV1().Nodes().Delete(ctxBG(), "n1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitAddrs(own.NodeManagementAddressSet, "10.128.1.2")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
 	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
@@ -28,17 +29,17 @@ func TestMatchesAcceptedByOVN(t *testing.T) {
 		}
 		t.Skip("ovn-trace not found")
 	}
-	h := newHarnessAt(t, o.NBAddr)
+	h := newHarnessOn(t, ctltest.NewEnvAt(t, o.NBAddr))
 	populate(h)
 	i := h.start()
 	for _, p := range variety() {
 		h.policy(p)
 	}
 	h.waitMembers("kovn_np.team_b.from_a", "team-b_b1")
-	i.settle(t)
+	i.Settle(t)
 
 	var matches []string
-	for _, a := range h.nb.Cache().Table(nbdb.ACLTable).RowsShallow() {
+	for _, a := range h.NB.Cache().Table(nbdb.ACLTable).RowsShallow() {
 		matches = append(matches, a.(*nbdb.ACL).Match)
 	}
 	if len(matches) < 14 {
@@ -54,7 +55,7 @@ func TestMatchesAcceptedByOVN(t *testing.T) {
 
 	// The control: a bad match is caught.
 	bad := "outport == @" + webPG + " && ip4.src == $kovn_no_such_set"
-	pg, err := nbops.GetPortGroup(h.nb, webPG)
+	pg, err := nbops.GetPortGroup(h.NB, webPG)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestMatchesAcceptedByOVN(t *testing.T) {
 	}
 	acls = append(acls, &nbdb.ACL{Action: "drop", Direction: "to-lport", Priority: 1, Match: bad,
 		ExternalIDs: map[string]string{"kovn.io/id": "control"}})
-	h.apply("bad ACL", func() ([]ovsdbOp, error) { return nbops.EnsurePortGroupACLs(h.nb, pg.UUID, acls) })
+	h.apply("bad ACL", func() ([]ovsdbOp, error) { return nbops.EnsurePortGroupACLs(h.NB, pg.UUID, acls) })
 	waitFlows(t, o, []string{bad})
 	if out := runTrace(t, o, trace); !strings.Contains(out, "parsing expression failed") {
 		t.Errorf("ovn-trace did not flag a bad match:\n%s", out)
@@ -74,7 +75,7 @@ func TestMatchesAcceptedByOVN(t *testing.T) {
 // waitFlows waits until every match is part of a logical flow.
 func waitFlows(t *testing.T, o *testenv.OVN, matches []string) {
 	t.Helper()
-	testWait(t, func() error {
+	ctltest.WaitFor(t, func() error {
 		flows := o.SBCtl(t, "--bare", "--columns=match", "list", "Logical_Flow")
 		for _, m := range matches {
 			if !strings.Contains(flows, m) {
@@ -89,7 +90,7 @@ func waitFlows(t *testing.T, o *testenv.OVN, matches []string) {
 // returns what it logged.
 func runTrace(t *testing.T, o *testenv.OVN, bin string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ctltest.WaitTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--db="+o.SBAddr, "--minimal", "n1", `inport == "team-a_web-1"`)
 	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+o.Dir, "OVS_LOGDIR="+o.Dir, "OVN_RUNDIR="+o.Dir, "OVN_LOGDIR="+o.Dir)

@@ -60,19 +60,19 @@ func TestRestartIsQuiet(t *testing.T) {
 		}
 		return nil
 	})
-	first.settle(t)
-	if txns, _ := first.tx.Stats(); txns == 0 {
+	first.Settle(t)
+	if txns, _ := first.Tx.Stats(); txns == 0 {
 		t.Fatal("first instance sent nothing")
 	}
-	first.stop()
+	first.Stop()
 
 	second := h.startNoRun()
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("Start on a converged database sent %d transactions (%d ops)", txns, ops)
 	}
-	second.run()
-	second.settle(t)
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	second.Run()
+	second.Settle(t)
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("syncs after a converged restart sent %d transactions (%d ops)", txns, ops)
 	}
 }
@@ -85,8 +85,8 @@ func TestStartDeletesStale(t *testing.T) {
 		h.policy(p)
 	}
 	h.waitMembers("kovn_np.team_b.from_a", "team-b_b1")
-	first.settle(t)
-	first.stop()
+	first.Settle(t)
+	first.Stop()
 
 	// While no controller runs: one policy goes, another changes.
 	h.deletePolicy("team-b", "from-a")
@@ -96,12 +96,12 @@ func TestStartDeletesStale(t *testing.T) {
 	h.updatePolicy(p)
 	// Rows of other owners stay.
 	h.apply("someone else's", func() ([]ovsdbOp, error) {
-		ops, _, err := nbops.EnsurePortGroup(h.nb, &nbdb.PortGroup{Name: "other", ExternalIDs: own.IDs("Other", "team-b/from-a", "")})
+		ops, _, err := nbops.EnsurePortGroup(h.NB, &nbdb.PortGroup{Name: "other", ExternalIDs: own.IDs("Other", "team-b/from-a", "")})
 		return ops, err
 	})
 
 	second := h.startNoRun()
-	if txns, _ := second.tx.Stats(); txns != 1 {
+	if txns, _ := second.Tx.Stats(); txns != 1 {
 		t.Errorf("Start sent %d transactions, want 1", txns)
 	}
 	h.waitNoGroup("kovn_np.team_b.from_a")
@@ -110,10 +110,10 @@ func TestStartDeletesStale(t *testing.T) {
 	h.waitMembers("other")
 	// Still used: kept by Start (the namespace's isolation by many.peers).
 	h.waitMembers("kovn_isolate_egress.team_a", "team-a_web-1", "team-a_web-2", "team-a_client-1", "team-a_db")
-	second.run()
+	second.Run()
 	// The changed policy is fixed by its sync; deny-all's pods are no
 	// longer isolated in egress.
 	h.waitACL(webPG, "ingress/0", absent)
 	h.waitMembers("kovn_isolate_egress.team_a", "team-a_web-1", "team-a_web-2")
-	second.settle(t)
+	second.Settle(t)
 }

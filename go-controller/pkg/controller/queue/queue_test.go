@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/queue"
 )
 
 const timeout = 10 * time.Second
@@ -34,7 +37,7 @@ func eventually(t *testing.T, cond func() error) {
 }
 
 // run starts c and returns a function that stops it and waits for Run.
-func run(t *testing.T, c *Controller) func() {
+func run(t *testing.T, c *queue.Controller) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
@@ -86,31 +89,10 @@ func (r *recorder) count(key string) int {
 	return n
 }
 
-func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "kovn_controller_syncs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
-
 func TestKeysAreSyncedAndFailuresRetried(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := &recorder{fail: map[string]int{"flaky": 3}}
-	c := New("test", 2, NewMetrics(reg), r.sync)
+	c := queue.New("test", 2, queue.NewMetrics(reg), r.sync)
 	run(t, c)
 	for _, k := range []string{"a", "b", "flaky"} {
 		c.Enqueue(k)
@@ -121,14 +103,14 @@ func TestKeysAreSyncedAndFailuresRetried(t *testing.T) {
 		}
 		return nil
 	})
-	if ok, failed := counter(t, reg, "ok"), counter(t, reg, "error"); ok != 3 || failed != 3 {
+	if ok, failed := ctltest.SyncCount(t, reg, "ok"), ctltest.SyncCount(t, reg, "error"); ok != 3 || failed != 3 {
 		t.Errorf("syncs ok=%v error=%v, want 3 and 3", ok, failed)
 	}
 }
 
 func TestEnqueueAfter(t *testing.T) {
 	r := &recorder{}
-	c := New("test", 1, nil, r.sync)
+	c := queue.New("test", 1, nil, r.sync)
 	run(t, c)
 	start := time.Now()
 	c.EnqueueAfter("later", 100*time.Millisecond)
@@ -145,7 +127,7 @@ func TestEnqueueAfter(t *testing.T) {
 
 func TestOneKeyIsNeverSyncedConcurrently(t *testing.T) {
 	var inside, overlaps, calls atomic.Int64
-	c := New("test", 4, nil, func(_ context.Context, key string) error {
+	c := queue.New("test", 4, nil, func(_ context.Context, key string) error {
 		if inside.Add(1) > 1 {
 			overlaps.Add(1)
 		}
@@ -175,7 +157,7 @@ func TestOneKeyIsNeverSyncedConcurrently(t *testing.T) {
 
 func TestHandlerEnqueuesObjectKeys(t *testing.T) {
 	r := &recorder{}
-	c := New("test", 1, nil, r.sync)
+	c := queue.New("test", 1, nil, r.sync)
 	h := c.Handler()
 	pod := func(ns, name string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
@@ -204,7 +186,7 @@ func TestHandlerEnqueuesObjectKeys(t *testing.T) {
 
 func TestRunStopsWithSyncInProgress(t *testing.T) {
 	entered := make(chan struct{})
-	c := New("test", 1, nil, func(ctx context.Context, _ string) error {
+	c := queue.New("test", 1, nil, func(ctx context.Context, _ string) error {
 		close(entered)
 		<-ctx.Done()
 		return ctx.Err()

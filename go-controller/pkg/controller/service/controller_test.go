@@ -13,10 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
-	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
 func TestServiceLifecycle(t *testing.T) {
@@ -44,11 +44,11 @@ func TestServiceLifecycle(t *testing.T) {
 
 	// An endpoint change rewrites that service's row, in one transaction,
 	// and nothing else.
-	before := inst.txns()
+	before := inst.Txns()
 	h.applySlice(testSlice("web-a", httpPorts(), readyEP("10.128.1.5", "n1"), readyEP("10.128.2.7", "n2")))
 	h.waitLB("Service_default/web_TCP", vipIs("10.96.0.10:80", "10.128.1.5:8080,10.128.2.7:8080"))
 	inst.settle(t, 3)
-	if got := inst.txns() - before; got != 1 {
+	if got := inst.Txns() - before; got != 1 {
 		t.Errorf("endpoint change took %d transactions, want 1", got)
 	}
 	if now := h.lb("Service_default/other_TCP"); !reflect.DeepEqual(now, otherLB) {
@@ -62,7 +62,7 @@ func TestServiceLifecycle(t *testing.T) {
 	web.Spec.Ports = web.Spec.Ports[:1]
 	h.updateService(web)
 	h.waitLB("Service_default/web_UDP", nil)
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		if got := h.holders(udp.UUID); len(got) > 0 {
 			return fmt.Errorf("deleted UDP load balancer still held by %v", got)
 		}
@@ -76,13 +76,13 @@ func TestServiceLifecycle(t *testing.T) {
 
 	h.deleteService("default", "other")
 	h.waitLB("Service_default/other_TCP", nil)
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		if n := h.groupSize(); n != 0 {
 			return fmt.Errorf("group holds %d load balancers, want 0", n)
 		}
 		return nil
 	})
-	if n := inst.syncs("error"); n > 0 {
+	if n := inst.Syncs("error"); n > 0 {
 		t.Errorf("%v failed syncs", n)
 	}
 }
@@ -119,19 +119,19 @@ func TestRestartOnConvergedNBIsQuiet(t *testing.T) {
 	h.waitLB("Service_default/itp_TCP_itp-local_n1", vipIs("10.96.0.12:80", ""))
 	h.waitLB("Service_default/itp_TCP_itp-local_n2", vipIs("10.96.0.12:80", "10.128.2.8:8080"))
 	first.settle(t, 3)
-	total := len(nbops.Owned[nbdb.LoadBalancer](h.nb, own.KindService))
-	first.stop()
+	total := len(nbops.Owned[nbdb.LoadBalancer](h.NB, own.KindService))
+	first.Stop()
 
 	second := h.startNoRun()
-	if n := second.txns(); n != 0 {
+	if n := second.Txns(); n != 0 {
 		t.Errorf("Start on a converged NB sent %d transactions", n)
 	}
-	second.run()
+	second.Run()
 	second.settle(t, 3)
-	if txns, ops := second.tx.Stats(); txns != 0 {
+	if txns, ops := second.Tx.Stats(); txns != 0 {
 		t.Errorf("restart on a converged NB sent %d transactions (%d ops)", txns, ops)
 	}
-	if got := len(nbops.Owned[nbdb.LoadBalancer](h.nb, own.KindService)); got != total || total != 7 {
+	if got := len(nbops.Owned[nbdb.LoadBalancer](h.NB, own.KindService)); got != total || total != 7 {
 		t.Errorf("%d service load balancers after restart, %d before, want 7 (web: cluster and two local; np: cluster and template; itp: two per-node)", got, total)
 	}
 
@@ -147,7 +147,7 @@ func TestStartDeletesLoadBalancersOfDeletedServices(t *testing.T) {
 	h.createService(testService())
 	first := h.start()
 	h.waitLB("Service_default/web_TCP", vipIs("10.96.0.10:80", ""))
-	first.stop()
+	first.Stop()
 
 	// While the controller is down: a service goes, leaving rows in the
 	// group and on a switch, and someone else adds a load balancer.
@@ -158,26 +158,26 @@ func TestStartDeletesLoadBalancersOfDeletedServices(t *testing.T) {
 		{Name: "Service_default/gone_TCP_itp-local_n1", Vips: map[string]string{"10.96.0.99:80": ""}, ExternalIDs: own.IDs(own.KindService, "default/gone", "tcp/itp-local/n1")},
 		{Name: "foreign", Vips: map[string]string{"10.96.0.98:80": ""}},
 	} {
-		more, uuid, err := nbops.EnsureLoadBalancer(h.nb, lb)
+		more, uuid, err := nbops.EnsureLoadBalancer(h.NB, lb)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ops = append(ops, more...)
 		if strings.HasSuffix(lb.Name, "_n1") {
-			more, err = nbops.SwitchLoadBalancersAdd(h.nb, "n1", uuid)
+			more, err = nbops.SwitchLoadBalancersAdd(h.NB, "n1", uuid)
 		} else {
-			more, err = nbops.LoadBalancerGroupAdd(h.nb, own.ClusterLBGroup, uuid)
+			more, err = nbops.LoadBalancerGroupAdd(h.NB, own.ClusterLBGroup, uuid)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		ops = append(ops, more...)
 	}
-	h.write("stale rows", ops, nil)
+	h.Write("stale rows", ops, nil)
 	h.deleteService("default", "web")
 
 	second := h.startNoRun()
-	if n := second.txns(); n != 1 {
+	if n := second.Txns(); n != 1 {
 		t.Errorf("Start sent %d transactions, want 1", n)
 	}
 	for _, name := range []string{"Service_default/web_TCP", "Service_default/gone_TCP", "Service_default/gone_TCP_itp-local_n1"} {
@@ -187,7 +187,7 @@ func TestStartDeletesLoadBalancersOfDeletedServices(t *testing.T) {
 	if got := h.holders(foreign.UUID); !slices.Equal(got, []string{"group:" + own.ClusterLBGroup}) {
 		t.Errorf("foreign load balancer held by %v", got)
 	}
-	sw, err := nbops.GetSwitch(h.nb, "n1")
+	sw, err := nbops.GetSwitch(h.NB, "n1")
 	if err != nil || len(sw.LoadBalancer) != 0 {
 		t.Errorf("switch n1: %v, load balancers %v", err, sw)
 	}
@@ -197,8 +197,8 @@ func TestMissingGroupIsRetried(t *testing.T) {
 	h := newHarness(t)
 	inst := h.start()
 	h.createService(testService())
-	testenv.WaitFor(t, waitTimeout, func() error {
-		if inst.syncs("error") < 1 {
+	ctltest.WaitFor(t, func() error {
+		if inst.Syncs("error") < 1 {
 			return fmt.Errorf("no failed sync yet")
 		}
 		return nil
@@ -243,7 +243,7 @@ func TestExternalTrafficPolicyLocalFollowsNodes(t *testing.T) {
 	}
 	h.addNodeRows("n2", true)
 	l2 := h.waitLB("Service_default/web_TCP_local_n2", vipIs("172.18.0.3:30080", "10.128.2.7:8080"))
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		if got := h.holders(l2.UUID); !slices.Equal(got, []string{"switch:n2", "router:GR_n2"}) {
 			return fmt.Errorf("local_n2 held by %v", got)
 		}
@@ -256,7 +256,7 @@ func TestExternalTrafficPolicyLocalFollowsNodes(t *testing.T) {
 	h.waitLB("Service_default/web_TCP_local_n1", vipIs("172.18.0.2:30080", "10.128.1.5:8080"))
 
 	// Back to Cluster: per-node rows go, the template comes.
-	svc, _ := h.kc.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	svc, _ := h.KC.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
 	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
 	h.updateService(svc)
 	h.waitLB("Service_default/web_TCP_local_n1", nil)
@@ -273,7 +273,7 @@ func TestBadInputIsReportedAndTheRestProgrammed(t *testing.T) {
 	if lb.Vips["10.96.0.10:80"] != "10.128.1.5:8080" || len(lb.Vips) != 2 {
 		t.Errorf("vips %v", lb.Vips)
 	}
-	testenv.WaitFor(t, waitTimeout, func() error {
+	ctltest.WaitFor(t, func() error {
 		if inst.problems.Count("Service", "InvalidExternalIP") < 1 {
 			return fmt.Errorf("no InvalidExternalIP problem reported")
 		}
@@ -297,7 +297,7 @@ func TestRelabelledSlice(t *testing.T) {
 	h.applySlice(sliceOf(es, "b", "s"))
 	h.waitLB("Service_default/web_TCP", vipIs("10.96.0.10:80", ""))
 	h.waitLB("Service_default/b_TCP", vipIs("10.96.0.11:80", "10.128.1.5:8080"))
-	if err := h.kc.DiscoveryV1().EndpointSlices("default").Delete(context.Background(), "s", metav1.DeleteOptions{}); err != nil {
+	if err := h.KC.DiscoveryV1().EndpointSlices("default").Delete(context.Background(), "s", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitLB("Service_default/b_TCP", vipIs("10.96.0.11:80", ""))
