@@ -3,7 +3,11 @@
 # their reports into _output/bench/results.json. Like test/e2e/run.sh, it
 # uses a healthy lab that is already up and leaves it up; otherwise it
 # brings one up for the run and takes it down afterwards. Every scenario
-# cleans up what it made, so a shared lab is left as it was found.
+# (or the cleanup after its layers) removes what it made, so a shared lab
+# is left as it was found.
+#
+# W2 (services) and W3 (policies) are layered on a kept W1 and restart
+# runs on all three; cleanup removes them with W1's namespaces.
 #
 # REPEAT=N repeats the 1000-pod scenarios (figures vary with the
 # machine's other load; the reports say how much CPU went elsewhere).
@@ -42,8 +46,10 @@ for i in $(seq "$repeat"); do
   # W1 exactly: 3 nodes of 334 pods. It needs node subnets of /23 or
   # larger; kovn-bench refuses early when the controller's are smaller.
   if run w1 pods --workload w1 --keep; then
-    run w1-restart-kill restart --signal KILL
-    run w1-cleanup cleanup
+    # W2 and W3 are layered on W1's pods, and restart on all three.
+    run w2-services services && run w3-policies policies &&
+      run w3-restart-kill restart --signal KILL
+    run w1-w3-cleanup cleanup
   fi
   # The same burst of hostNetwork pods, which kovn leaves alone: what the
   # API server needs for it without the controller's work.
@@ -52,6 +58,10 @@ for i in $(seq "$repeat"); do
   if run w1-4nodes pods --nodes 4 --pods 1000 --writers 32 --keep; then
     run w1-4nodes-restart-kill restart --signal KILL
     run w1-4nodes-restart-term restart --signal TERM
+    # The services figure of the benchmarks issue, apart from W2: 500
+    # services of 5 endpoints (50 per namespace) on these 1000 pods,
+    # which fit /24 node subnets too.
+    run services-500x5 services --services 500 --endpoints 5
     run w1-4nodes-cleanup cleanup
   fi
   if run pods50 pods --nodes 50 --pods 1000 --writers 32 --keep; then

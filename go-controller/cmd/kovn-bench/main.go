@@ -35,7 +35,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/kovn-lab", EnvVars: []string{"KOVN_LAB_STATE"}, Usage: "the lab to run against"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "longest wait for any one step"},
 		},
-		Commands: []*cli.Command{podsCommand(), baselineCommand(), restartCommand(), cleanupCommand(), mergeCommand()},
+		Commands: []*cli.Command{podsCommand(), baselineCommand(), servicesCommand(), policiesCommand(), restartCommand(), cleanupCommand(), mergeCommand()},
 	}
 }
 
@@ -151,10 +151,67 @@ func workload(c *cli.Context) (bench.Workload, error) {
 	return bench.Workload{}, fmt.Errorf("unknown --workload %q (known: w1)", c.String("workload"))
 }
 
+func servicesCommand() *cli.Command {
+	w2 := bench.W2()
+	return &cli.Command{
+		Name:  "services",
+		Usage: "W2 on a kept pods run: ClusterIP services with hand-made EndpointSlices, until every load balancer carries its backends; then endpoint updates one at a time",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "services", Value: w2.Services, Usage: "services, spread over ns0…ns9 (W2: 200)"},
+			&cli.IntFlag{Name: "endpoints", Value: w2.Endpoints, Usage: "ready endpoints per service (W2: 5)"},
+			&cli.IntFlag{Name: "writers", Value: w2.Writers, Usage: "parallel API writers"},
+			&cli.IntFlag{Name: "updates", Value: w2.Updates, Usage: "EndpointSlice updates timed one at a time after convergence (0: none)"},
+			&cli.BoolFlag{Name: "selector", Usage: "give the services W2's selector app=s<m> (kube-controller-manager then adds slices of its own)"},
+			outFlag("_output/bench/services.json"),
+		},
+		Action: func(c *cli.Context) error {
+			shape := bench.ServiceShape{Name: "w2", Services: c.Int("services"), Endpoints: c.Int("endpoints"),
+				Writers: c.Int("writers"), Updates: c.Int("updates"), Selector: c.Bool("selector")}
+			if shape.Services != w2.Services || shape.Endpoints != w2.Endpoints {
+				shape.Name = "custom"
+			}
+			return single(c, "services", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
+				res, err := bench.RunServices(c.Context, l, cs, bench.ServicesOptions{Shape: shape, Timeout: c.Duration("timeout")})
+				r.Services = res
+				return err
+			})
+		},
+	}
+}
+
+func policiesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "policies",
+		Usage: "W3 on a kept pods run and W2: 200 NetworkPolicies of four shapes, until every port group, ACL and selector set is in NB",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "writers", Value: 32, Usage: "parallel API writers"},
+			outFlag("_output/bench/policies.json"),
+		},
+		Action: func(c *cli.Context) error {
+			return single(c, "policies", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
+				res, err := bench.RunPolicies(c.Context, l, cs, bench.PoliciesOptions{Writers: c.Int("writers"), Timeout: c.Duration("timeout")})
+				r.Policies = res
+				return err
+			})
+		},
+	}
+}
+
+// single runs a scenario that works on what is there (the layers on a
+// kept pods run, restart, cleanup) and reports it.
+func single(c *cli.Context, scenario string, run func(*bench.Report, *lab.Lab, *kubernetes.Clientset) error) error {
+	l, cs, err := connect(c)
+	if err != nil {
+		return err
+	}
+	r := &bench.Report{Scenario: scenario, Env: bench.Describe(c.Context, l, cs)}
+	return finish(c, r, run(r, l, cs))
+}
+
 func restartCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restart",
-		Usage: "on a converged state (pods --keep), stop the leader and time its replacement",
+		Usage: "on a converged state (pods --keep, services, policies), stop the leader and time its replacement",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "signal", Value: "KILL", Usage: "KILL (crash: the Lease must expire) or TERM (the Lease is released)"},
 			outFlag("_output/bench/restart.json"),
@@ -164,14 +221,11 @@ func restartCommand() *cli.Command {
 			if sig == 0 {
 				return fmt.Errorf("--signal must be KILL or TERM, got %q", c.String("signal"))
 			}
-			l, cs, err := connect(c)
-			if err != nil {
+			return single(c, "restart", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
+				res, err := bench.RunRestart(c.Context, l, cs, bench.RestartOptions{Signal: sig, Timeout: c.Duration("timeout")})
+				r.Restart = res
 				return err
-			}
-			r := &bench.Report{Scenario: "restart", Env: bench.Describe(c.Context, l, cs)}
-			res, err := bench.RunRestart(c.Context, l, cs, bench.RestartOptions{Signal: sig, Timeout: c.Duration("timeout")})
-			r.Restart = res
-			return finish(c, r, err)
+			})
 		},
 	}
 }
@@ -182,14 +236,11 @@ func cleanupCommand() *cli.Command {
 		Usage: "delete every namespace and node a run made (label kovn.io/bench) and wait until NB forgot them",
 		Flags: []cli.Flag{outFlag("")},
 		Action: func(c *cli.Context) error {
-			l, cs, err := connect(c)
-			if err != nil {
+			return single(c, "cleanup", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
+				res, err := bench.Cleanup(c.Context, l, cs, c.Duration("timeout"))
+				r.Cleanup = res
 				return err
-			}
-			r := &bench.Report{Scenario: "cleanup", Env: bench.Describe(c.Context, l, cs)}
-			res, err := bench.Cleanup(c.Context, l, cs, c.Duration("timeout"))
-			r.Cleanup = res
-			return finish(c, r, err)
+			})
 		},
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,10 @@ type CleanupResult struct {
 	PortsGoneSeconds      float64  `json:"portsGoneSeconds"`      // pod deletes sent → every pod LSP gone from NB
 	NodesGoneSeconds      float64  `json:"nodesGoneSeconds"`      // node deletes sent → node switches and GRs gone
 	NamespacesGoneSeconds float64  `json:"namespacesGoneSeconds"` // namespace deletes sent → gone from the API
+	LoadBalancers         int      `json:"loadBalancers"`         // of services in the namespaces
+	PortGroups            int      `json:"portGroups"`            // of policies and isolations in the namespaces
+	ServicesGoneSeconds   float64  `json:"servicesGoneSeconds"`   // namespace deletes sent → their services' LBs gone from NB
+	PoliciesGoneSeconds   float64  `json:"policiesGoneSeconds"`   // namespace deletes sent → their policies' port groups gone
 	NBTransactions        float64  `json:"nbTransactions"`        // leader's counter over the cleanup
 	NBOperations          float64  `json:"nbOperations"`
 	LookupWaitSeconds     float64  `json:"lookupWaitSeconds"` // waited out the API server's namespace live-lookup window
@@ -58,11 +64,18 @@ func Cleanup(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, timeout t
 		nodeRows = append(nodeRows, own.NodeSwitch(n.Name), own.ExternalSwitch(n.Name))
 		routers = append(routers, own.GatewayRouter(n.Name))
 	}
-	w, err := NewWatcher(ctx, "unix:"+l.NBSocket())
+	w, err := NewWatcher(ctx, "unix:"+l.NBSocket(), &nbdb.LoadBalancer{}, &nbdb.PortGroup{})
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
+	inBench := map[string]bool{}
+	for _, ns := range nss.Items {
+		inBench[ns.Name] = true
+	}
+	lbs := ownedRows(w, nbdb.LoadBalancerTable, inBench, own.KindService)
+	pgs := ownedRows(w, nbdb.PortGroupTable, inBench, own.KindNetworkPolicy, own.KindPolicyIsolation)
+	res.LoadBalancers, res.PortGroups = len(lbs), len(pgs)
 	sc := NewScraper()
 	leader, lerr := Leader(ctx, l, cs)
 	var before Metrics
@@ -78,6 +91,9 @@ func Cleanup(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, timeout t
 		return cs.CoreV1().Pods(nss.Items[i].Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 	}))
 	res.APIDeleteSeconds = secs(time.Since(start))
+	// Deleting a namespace deletes its services, slices and policies.
+	lbWait := w.Expect(nbdb.LoadBalancerTable, lbs, true)
+	pgWait := w.Expect(nbdb.PortGroupTable, pgs, true)
 	nsStart := time.Now()
 	errs = append(errs, parallel(len(nss.Items), len(nss.Items), func(i int) error {
 		return cs.CoreV1().Namespaces().Delete(ctx, nss.Items[i].Name, metav1.DeleteOptions{})
@@ -87,6 +103,14 @@ func Cleanup(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, timeout t
 	} else {
 		times, _ := w.Times(portsWait)
 		res.PortsGoneSeconds = secs(lastOr(times, start).Sub(start))
+	}
+	for wt, gone := range map[*Wait]*float64{lbWait: &res.ServicesGoneSeconds, pgWait: &res.PoliciesGoneSeconds} {
+		if err := w.Until(ctx, wt, timeout); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		times, _ := w.Times(wt)
+		*gone = secs(lastOr(times, nsStart).Sub(nsStart))
 	}
 
 	switchWait := w.Expect(nbdb.LogicalSwitchTable, nodeRows, true)
@@ -124,6 +148,21 @@ func Cleanup(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, timeout t
 		res.Warnings = append(res.Warnings, fmt.Sprintf("no NB figures: %v", lerr))
 	}
 	return res, errors.Join(errs...)
+}
+
+// ownedRows are the names of rows of table whose owner kind is one of
+// kinds and whose owner ("ns/name", or "ns" for a namespace's own rows)
+// is in one of namespaces.
+func ownedRows(w *Watcher, table string, namespaces map[string]bool, kinds ...string) []string {
+	var out []string
+	for _, m := range w.Rows(table) {
+		kind, owner := own.OwnerOf(externalIDs(m))
+		ns, _, _ := strings.Cut(owner, "/")
+		if slices.Contains(kinds, kind) && namespaces[ns] {
+			out = append(out, rowName(m))
+		}
+	}
+	return out
 }
 
 // namespaceLookupTTL is how long kube-apiserver's NamespaceLifecycle
@@ -181,6 +220,8 @@ func (r *CleanupResult) rows() []row {
 		{"cleanup", fmt.Sprintf("%d pods, %d namespaces, %d nodes", r.Pods, r.Namespaces, r.Nodes)},
 		{"  pod deletes answered", fs(r.APIDeleteSeconds)},
 		{"  all pod LSPs gone", fs(r.PortsGoneSeconds)},
+		{"  service LBs gone (from namespace deletes)", fmt.Sprintf("%s (%d)", fs(r.ServicesGoneSeconds), r.LoadBalancers)},
+		{"  policy port groups gone (from namespace deletes)", fmt.Sprintf("%s (%d)", fs(r.PoliciesGoneSeconds), r.PortGroups)},
 		{"  node switches and GRs gone", fs(r.NodesGoneSeconds)},
 		{"  namespaces gone from the API", fs(r.NamespacesGoneSeconds)},
 		{"  NB transactions / operations", fmt.Sprintf("%.0f / %.0f", r.NBTransactions, r.NBOperations)},

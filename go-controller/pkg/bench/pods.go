@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,23 +31,11 @@ type PodsResult struct {
 	LatencyFromAnswer      Dist    `json:"latencyFromAnswer"`      // per pod: create answered → its LSP
 	LateDetected           int     `json:"lateDetected"`           // LSPs seen by rescan, not event (should be 0)
 
-	NBTransactions        float64 `json:"nbTransactions"` // leader's counter, first create → all LSPs
-	NBTransactionErrors   float64 `json:"nbTransactionErrors"`
-	NBOperations          float64 `json:"nbOperations"`
-	NBTransactionsPerPod  float64 `json:"nbTransactionsPerPod"`
-	NBOperationsPerPod    float64 `json:"nbOperationsPerPod"`
-	NBTransactionsSettled float64 `json:"nbTransactionsSettled"` // same, once the counter stopped moving
+	NBTransactionsPerPod float64 `json:"nbTransactionsPerPod"`
+	NBOperationsPerPod   float64 `json:"nbOperationsPerPod"`
+	Costs                        // of the pod phase: first create → all LSPs
 
-	ControllerCPUSeconds     float64            `json:"controllerCpuSeconds"`     // leader utime+stime, first create → all LSPs
-	ControllerPeakRSSBytes   int64              `json:"controllerPeakRssBytes"`   // VmHWM: since the process started
-	ControllerRSSBytes       int64              `json:"controllerRssBytes"`       // VmRSS after the run
-	ControllerRSSBeforeBytes int64              `json:"controllerRssBeforeBytes"` // VmRSS before the pod phase
-	ComponentCPUSeconds      map[string]float64 `json:"componentCpuSeconds"`      // every lab process, kovn-bench, machine, other
-	CPUWindowSeconds         float64            `json:"cpuWindowSeconds"`         // wall time those cover (× cores = capacity)
-	LeaderMetricsDelta       map[string]float64 `json:"leaderMetricsDelta"`       // every kovn_* series that moved
-	APIServer                map[string]APIStat `json:"apiServer"`                // API requests and etcd disk syncs, pod phase
-	Timeline                 []TimelinePoint    `json:"timeline"`
-	Warnings                 []string           `json:"warnings,omitempty"`
+	Timeline []TimelinePoint `json:"timeline"`
 }
 
 // TimelinePoint is how far the API and NB were at a moment of the run.
@@ -101,19 +88,10 @@ func RunPods(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts Pods
 	}
 	res.NamespaceSetupSeconds = secs(d)
 
-	mBefore, err := settle(ctx, sc, leader, 300*time.Millisecond, 10*time.Second)
+	ph, err := beginPhase(ctx, l, cs, sc, leader)
 	if err != nil {
 		return res, err
 	}
-	pBefore, err := ReadProc(leader.Pid)
-	if err != nil {
-		return res, err
-	}
-	// First: the scrapes themselves cost the API server CPU.
-	apiBefore, errA := APIServerMetrics(ctx, cs)
-	etcdBefore, errE := EtcdMetrics(ctx, sc)
-	cpuBefore, cpuStart := CPUSnapshot(l), time.Now()
-
 	refs := wl.PodList()
 	names := make([]string, len(refs))
 	for i, r := range refs {
@@ -130,68 +108,33 @@ func RunPods(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts Pods
 	if err := w.Until(ctx, wait, opts.Timeout); err != nil {
 		return res, err
 	}
-	// Read the costs at once: the NB figures and CPU are those of the
-	// programming, not of whatever the controller does later.
-	pAfter, errP := ReadProc(leader.Pid)
-	mAfter, errM := sc.Scrape(ctx, leader)
-	cpuAfter := CPUSnapshot(l)
-	res.CPUWindowSeconds = secs(time.Since(cpuStart))
-	if apiAfter, err := APIServerMetrics(ctx, cs); err == nil && errA == nil {
-		res.APIServer = APIStats(apiBefore, apiAfter)
-		res.Warnings = append(res.Warnings, liveLookupWarning(res.APIServer)...)
-	}
-	if etcdAfter, err := EtcdMetrics(ctx, sc); err == nil && errE == nil {
-		if res.APIServer == nil {
-			res.APIServer = map[string]APIStat{}
-		}
-		maps.Copy(res.APIServer, APIStats(etcdBefore, etcdAfter))
-	}
-	if errP != nil || errM != nil {
-		return res, fmt.Errorf("leader after the run: proc: %v, metrics: %v", errP, errM)
+	if err := ph.end(ctx, &res.Costs); err != nil {
+		return res, err
 	}
 	ports, late := w.Times(wait)
-	res.fill(refs, sent, answered, ports, late)
-	res.ControllerCPUSeconds = round(pAfter.CPUSeconds-pBefore.CPUSeconds, 2)
-	res.ControllerPeakRSSBytes, res.ControllerRSSBytes, res.ControllerRSSBeforeBytes = pAfter.HWMBytes, pAfter.RSSBytes, pBefore.RSSBytes
-	res.ComponentCPUSeconds = CPUDelta(cpuBefore, cpuAfter)
-	res.fillNB(mBefore, mAfter)
-	if mSettled, err := settle(ctx, sc, leader, time.Second, 15*time.Second); err == nil {
-		res.NBTransactionsSettled = mSettled.Sum("kovn_nb_transactions_total") - mBefore.Sum("kovn_nb_transactions_total")
-	}
-	if now, err := Leader(ctx, l, cs); err != nil || now != leader {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("leadership changed during the run (now %+v, %v): figures are not valid", now, err))
-	}
+	res.fill(names, sent, answered, ports, late)
+	res.NBTransactionsPerPod = ratio(res.NBTransactions, float64(wl.Pods))
+	res.NBOperationsPerPod = ratio(res.NBOperations, float64(wl.Pods))
+	ph.settled(ctx, &res.Costs)
 	return res, nil
 }
 
-func (r *PodsResult) fill(refs []PodRef, sent, answered []time.Time, ports map[string]time.Time, late int) {
-	t0, lastAnswer := apiPhase(sent, answered)
-	lastPort := Last(ports)
-	n := float64(len(refs))
-	r.APICreateSeconds = secs(lastAnswer.Sub(t0))
-	r.APICreatesPerSecond = round(n/lastAnswer.Sub(t0).Seconds(), 1)
-	r.AllPortsSeconds = secs(lastPort.Sub(t0))
-	r.AfterLastCreateSeconds = secs(lastPort.Sub(lastAnswer))
-	r.PodsPerSecond = round(n/lastPort.Sub(t0).Seconds(), 1)
+func (r *PodsResult) fill(names []string, sent, answered []time.Time, ports map[string]time.Time, late int) {
+	b := measureBurst(sent, answered, timesOf(names, ports))
+	r.APICreateSeconds, r.APICreatesPerSecond = b.apiSeconds(), b.apiRate()
+	r.AllPortsSeconds, r.AfterLastCreateSeconds, r.PodsPerSecond = b.allSeconds(), b.afterLast(), b.doneRate()
 	r.LateDetected = late
-	api, fromCreate, fromAnswer := make([]time.Duration, len(refs)), make([]time.Duration, len(refs)), make([]time.Duration, len(refs))
-	for i, ref := range refs {
-		api[i] = answered[i].Sub(sent[i])
-		fromCreate[i] = ports[ref.PortName()].Sub(sent[i])
-		fromAnswer[i] = ports[ref.PortName()].Sub(answered[i])
-	}
-	r.APICreateLatency, r.LatencyFromCreate, r.LatencyFromAnswer = Summarise(api), Summarise(fromCreate), Summarise(fromAnswer)
-	r.Timeline = timeline(t0, answered, ports)
+	r.APICreateLatency, r.LatencyFromCreate, r.LatencyFromAnswer = Summarise(b.api), Summarise(b.fromCreate), Summarise(b.fromAnswer)
+	r.Timeline = timeline(b.t0, answered, ports)
 }
 
-func (r *PodsResult) fillNB(before, after Metrics) {
-	pods := float64(r.Workload.Pods)
-	r.NBTransactions = after.Sum("kovn_nb_transactions_total") - before.Sum("kovn_nb_transactions_total")
-	r.NBTransactionErrors = after[`kovn_nb_transactions_total{result="error"}`] - before[`kovn_nb_transactions_total{result="error"}`]
-	r.NBOperations = after.Sum("kovn_nb_operations_total") - before.Sum("kovn_nb_operations_total")
-	r.NBTransactionsPerPod = ratio(r.NBTransactions, pods)
-	r.NBOperationsPerPod = ratio(r.NBOperations, pods)
-	r.LeaderMetricsDelta = Delta(before, after)
+// timesOf lists the times of names, in their order.
+func timesOf(names []string, at map[string]time.Time) []time.Time {
+	out := make([]time.Time, len(names))
+	for i, n := range names {
+		out[i] = at[n]
+	}
+	return out
 }
 
 // settle waits until the replica's NB transaction counter has not moved
@@ -236,19 +179,11 @@ func (r *PodsResult) rows() []row {
 			{"  after the last create answered", fs(r.AfterLastCreateSeconds)},
 			{"latency create → LSP", r.LatencyFromCreate.String()},
 			{"latency answered → LSP", r.LatencyFromAnswer.String()},
-			{"NB transactions (per pod)", fmt.Sprintf("%.0f (%.3f), %.0f errors; %.0f once settled", r.NBTransactions, r.NBTransactionsPerPod, r.NBTransactionErrors, r.NBTransactionsSettled)},
-			{"NB operations (per pod)", fmt.Sprintf("%.0f (%.2f)", r.NBOperations, r.NBOperationsPerPod)},
-			{"controller CPU", fmt.Sprintf("%.2f s", r.ControllerCPUSeconds)},
-			{"controller RSS", fmt.Sprintf("peak %s (VmHWM, since start), now %s, before %s", mb(r.ControllerPeakRSSBytes), mb(r.ControllerRSSBytes), mb(r.ControllerRSSBeforeBytes))},
-			{"CPU seconds, pod phase", fmt.Sprintf("in %.2f s: %s", r.CPUWindowSeconds, busiest(r.ComponentCPUSeconds, 8))},
-			{"API server (count, mean)", apiSummary(r.APIServer)},
 		}...)
+		rows = append(rows, r.Costs.rows("pod", r.Workload.Pods)...)
 	}
 	if r.LateDetected > 0 {
 		rows = append(rows, row{"late-detected LSPs", fmt.Sprint(r.LateDetected)})
 	}
-	for _, w := range r.Warnings {
-		rows = append(rows, row{"WARNING", w})
-	}
-	return rows
+	return append(rows, warningRows(r.Warnings)...)
 }

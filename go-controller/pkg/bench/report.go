@@ -19,6 +19,8 @@ type Report struct {
 	Env      Environment     `json:"environment"`
 	Pods     *PodsResult     `json:"pods,omitempty"`
 	Baseline *BaselineResult `json:"baseline,omitempty"`
+	Services *ServicesResult `json:"services,omitempty"`
+	Policies *PoliciesResult `json:"policies,omitempty"`
 	Restart  *RestartResult  `json:"restart,omitempty"`
 	Cleanup  *CleanupResult  `json:"cleanup,omitempty"`
 	Error    string          `json:"error,omitempty"`
@@ -123,6 +125,12 @@ func (r *Report) PrintTable(w io.Writer) {
 	if r.Baseline != nil {
 		rows = append(rows, r.Baseline.rows()...)
 	}
+	if r.Services != nil {
+		rows = append(rows, r.Services.rows()...)
+	}
+	if r.Policies != nil {
+		rows = append(rows, r.Policies.rows()...)
+	}
 	if r.Restart != nil {
 		rows = append(rows, r.Restart.rows()...)
 	}
@@ -159,11 +167,19 @@ func busiest(cpu map[string]float64, n int) string {
 	return strings.Join(parts, ", ")
 }
 
-// apiSummary shows the pod requests, where the API cost of a run lies.
-func apiSummary(stats map[string]APIStat) string {
+// apiSummary shows the requests on the resources a run creates (pods
+// when none are named), where its API cost lies, with queueing and disk.
+func apiSummary(stats map[string]APIStat, resources ...string) string {
+	if len(resources) == 0 {
+		resources = []string{"pods"}
+	}
 	var parts []string
 	for k, s := range stats {
-		if strings.HasSuffix(k, " pods") || strings.HasPrefix(k, "APF") || strings.HasPrefix(k, "etcd") {
+		ours := strings.HasPrefix(k, "APF") || strings.HasPrefix(k, "etcd")
+		for _, r := range resources {
+			ours = ours || strings.HasSuffix(k, " "+r)
+		}
+		if ours {
 			parts = append(parts, fmt.Sprintf("%s %.0f × %.1f ms", k, s.Count, s.MeanMs))
 		}
 	}

@@ -36,9 +36,13 @@ type RestartResult struct {
 	NBTransactionsSettled float64 `json:"nbTransactionsSettled"`
 	// NB as a monitor saw it: row events from the kill until settled (0
 	// when the restart changed nothing), and the port count on each side.
-	NBRowEvents      map[string]int `json:"nbRowEvents"`
-	PortsBefore      int            `json:"portsBefore"`
-	PortsAfter       int            `json:"portsAfter"`
+	NBRowEvents map[string]int `json:"nbRowEvents"`
+	PortsBefore int            `json:"portsBefore"`
+	PortsAfter  int            `json:"portsAfter"`
+	// Rows of every monitored table (ports, switches, routers, address
+	// sets, load balancers, port groups, ACLs) on each side.
+	RowsBefore       map[string]int `json:"rowsBefore"`
+	RowsAfter        map[string]int `json:"rowsAfter"`
 	NewLeaderCPU     float64        `json:"newLeaderCpuSeconds"` // signal → ready
 	NewLeaderPeakRSS int64          `json:"newLeaderPeakRssBytes"`
 	OldRestartedSecs float64        `json:"oldRestartedSeconds"` // the old replica back as a follower (/healthz)
@@ -65,13 +69,15 @@ func RunRestart(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts R
 	if nw.Pid == 0 || !alive(nw.Pid) {
 		return nil, fmt.Errorf("the follower %s is not running", nw.Component)
 	}
-	w, err := NewWatcher(ctx, "unix:"+l.NBSocket())
+	// Every table a scenario programs: the converged state may hold W2's
+	// services and W3's policies.
+	w, err := NewWatcher(ctx, "unix:"+l.NBSocket(), append(ServiceTables(), PolicyTables()...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
 	base := stableChanges(ctx, w)
-	res := &RestartResult{Signal: signalName(opts.Signal), Old: old, New: nw, PortsBefore: len(w.Names(nbdb.LogicalSwitchPortTable))}
+	res := &RestartResult{Signal: signalName(opts.Signal), Old: old, New: nw, PortsBefore: len(w.Names(nbdb.LogicalSwitchPortTable)), RowsBefore: w.RowCounts()}
 	mBefore, _ := sc.Scrape(ctx, nw) // a follower has sent nothing; counted anyway
 	pBefore, err := ReadProc(nw.Pid)
 	if err != nil {
@@ -124,7 +130,7 @@ func RunRestart(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts R
 		res.NBTransactionsSettled = m.Sum("kovn_nb_transactions_total") - mBefore.Sum("kovn_nb_transactions_total")
 	}
 	res.NBRowEvents = diffCounts(base, w.Changes())
-	res.PortsAfter = len(w.Names(nbdb.LogicalSwitchPortTable))
+	res.PortsAfter, res.RowsAfter = len(w.Names(nbdb.LogicalSwitchPortTable)), w.RowCounts()
 
 	restart := time.Now()
 	if err := l.Supervisor().Start(old.Component); err != nil {
@@ -212,6 +218,7 @@ func (r *RestartResult) rows() []row {
 		{"  start-up (lease → ready)", fmt.Sprintf("%s; logged after=%s", fs(r.StartupSeconds), r.LoggedReadyAfter)},
 		{"  NB transactions / operations at ready", fmt.Sprintf("%.0f / %.0f (logged %d / %d); %.0f transactions 3 s later", r.NBTransactions, r.NBOperations, r.LoggedNBTransactions, r.LoggedNBOperations, r.NBTransactionsSettled)},
 		{"  NB row events seen", fmt.Sprintf("%v; ports %d before, %d after", r.NBRowEvents, r.PortsBefore, r.PortsAfter)},
+		{"  NB rows before / after", fmt.Sprintf("%v / %v", r.RowsBefore, r.RowsAfter)},
 		{"  new leader CPU / peak RSS", fmt.Sprintf("%.2f s / %s", r.NewLeaderCPU, mb(r.NewLeaderPeakRSS))},
 		{"  old replica back as follower", fs(r.OldRestartedSecs)},
 	}
