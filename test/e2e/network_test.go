@@ -131,7 +131,8 @@ func TestPodToExternal(t *testing.T) {
 }
 
 // TestHostPort: a hostPort answers on its node's IP from outside and from
-// a pod on another node.
+// a pod on another node. The ports are outside the NodePort range, which
+// br-ex hands to the gateway router (docs/node.md).
 func TestHostPort(t *testing.T) {
 	e := setup(t)
 	requireKovnCNI(t, e)
@@ -139,13 +140,13 @@ func TestHostPort(t *testing.T) {
 	n1, n2 := e.lab.NodeNames[0], e.lab.NodeNames[1]
 	hp := e.testServerPod(ns, "hp", n2)
 	hp.Spec.Containers[0].Ports = []corev1.ContainerPort{
-		{ContainerPort: 8080, HostPort: 30080, Protocol: corev1.ProtocolTCP},
-		{ContainerPort: 9090, HostPort: 30090, Protocol: corev1.ProtocolUDP},
+		{ContainerPort: 8080, HostPort: 20080, Protocol: corev1.ProtocolTCP},
+		{ContainerPort: 9090, HostPort: 20090, Protocol: corev1.ProtocolUDP},
 	}
 	e.createRunning(t, 2*time.Minute, hp, e.testServerPod(ns, "client", n1))
 	target := e.lab.NodeIPs[n2]
 	for _, from := range []string{"external", ns + "/client"} {
-		for _, pp := range []struct{ proto, port string }{{"tcp", "30080"}, {"udp", "30090"}} {
+		for _, pp := range []struct{ proto, port string }{{"tcp", "20080"}, {"udp", "20090"}} {
 			r, err := e.probe(t, from, target+":"+pp.port, pp.proto)
 			if err != nil {
 				t.Errorf("%s → %s:%s/%s: %v", from, target, pp.port, pp.proto, err)
@@ -228,7 +229,7 @@ func TestThirtyConcurrentPodsOnOneNode(t *testing.T) {
 	}
 }
 
-// TestHostPortSamePortOtherProtocolOrHostIP: hostPort 30081 taken three
+// TestHostPortSamePortOtherProtocolOrHostIP: hostPort 20081 taken three
 // times on one node — TCP on the node IP, UDP on the node IP, TCP on the
 // node's management address — must not conflict.
 func TestHostPortSamePortOtherProtocolOrHostIP(t *testing.T) {
@@ -239,7 +240,7 @@ func TestHostPortSamePortOtherProtocolOrHostIP(t *testing.T) {
 	nodeIP := e.lab.NodeIPs[n2]
 	mk := func(name string, proto corev1.Protocol, hostIP string, port int32) *corev1.Pod {
 		p := e.testServerPod(ns, name, n2)
-		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: port, HostPort: 30081, HostIP: hostIP, Protocol: proto}}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: port, HostPort: 20081, HostIP: hostIP, Protocol: proto}}
 		return p
 	}
 	e.createRunning(t, 2*time.Minute,
@@ -247,9 +248,9 @@ func TestHostPortSamePortOtherProtocolOrHostIP(t *testing.T) {
 		mk("udp", corev1.ProtocolUDP, nodeIP, 9090),
 		mk("mgmt", corev1.ProtocolTCP, e.mgmtIP(t, n2), 80))
 	for _, c := range []struct{ from, to, proto, want string }{
-		{"external", nodeIP + ":30081", "tcp", ns + "/tcp"},
-		{"external", nodeIP + ":30081", "udp", ns + "/udp"},
-		{"host:" + n2, e.mgmtIP(t, n2) + ":30081", "tcp", ns + "/mgmt"},
+		{"external", nodeIP + ":20081", "tcp", ns + "/tcp"},
+		{"external", nodeIP + ":20081", "udp", ns + "/udp"},
+		{"host:" + n2, e.mgmtIP(t, n2) + ":20081", "tcp", ns + "/mgmt"},
 	} {
 		r, err := e.probe(t, c.from, c.to, c.proto)
 		if err != nil {

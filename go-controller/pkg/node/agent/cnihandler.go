@@ -164,6 +164,7 @@ func interfaceConfig(req *cni.Request, pn *kube.PodNetwork, cfg *config.Node) (p
 	c := podif.Config{
 		NetNS: req.Netns, IfName: req.IfName, HostIfName: podif.HostIfName(req.ContainerID),
 		MAC: mac, MTU: pn.MTU, TxChecksumOff: cfg.DatapathType == "netdev",
+		HostStackOff: cfg.DatapathType == "netdev",
 	}
 	if c.MTU == 0 {
 		c.MTU = cfg.MTU

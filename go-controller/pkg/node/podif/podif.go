@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ip"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -29,6 +31,14 @@ type Config struct {
 	// (netdev) datapath forwards frames raw and would pass on the partial
 	// checksums the kernel leaves for the NIC, so TCP would fail.
 	TxChecksumOff bool
+	// HostStackOff keeps the host's own stack off the host end. A
+	// userspace datapath reads the veth through a packet socket, so the
+	// host kernel sees the pod's frames too: it would answer the pod's ARP
+	// for a host address (the management port's) with the veth's MAC, and
+	// the pod's packets would then reach the host past OVN, while the
+	// replies come back through OVN's conntrack, which drops them as
+	// invalid. The host end gets arp_ignore=8 and no IPv6.
+	HostStackOff bool
 }
 
 // Route is a route inside the pod.
@@ -94,6 +104,11 @@ func Setup(cfg Config) (res *Result, err error) {
 	}
 	if cfg.TxChecksumOff {
 		if err := TxChecksumOff(cfg.HostIfName); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HostStackOff {
+		if err := hostStackOff(cfg.HostIfName); err != nil {
 			return nil, err
 		}
 	}
@@ -191,4 +206,18 @@ func Check(netnsPath, ifName string, want []netip.Prefix) error {
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// hostStackOff makes the host kernel ignore an interface it would
+// otherwise treat as one of its own (see Config.HostStackOff).
+func hostStackOff(ifName string) error {
+	for _, kv := range [][2]string{
+		{"/proc/sys/net/ipv4/conf/" + ifName + "/arp_ignore", "8"},
+		{"/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6", "1"},
+	} {
+		if err := os.WriteFile(kv[0], []byte(kv[1]+"\n"), 0o644); err != nil && !(os.IsNotExist(err) && strings.Contains(kv[0], "ipv6")) {
+			return fmt.Errorf("%s: %w", kv[0], err)
+		}
+	}
+	return nil
 }

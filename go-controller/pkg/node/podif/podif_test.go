@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -43,7 +44,7 @@ func TestSetupCheckTeardown(t *testing.T) {
 		MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("10.128.1.5/24")},
 		Gateways: []netip.Addr{netip.MustParseAddr("10.128.1.1")},
 		Routes:   []Route{{Dst: netip.MustParsePrefix("10.96.0.0/16"), NextHop: netip.MustParseAddr("10.128.1.1")}},
-		MTU:      1400, TxChecksumOff: true,
+		MTU:      1400, TxChecksumOff: true, HostStackOff: true,
 	}
 	if cfg.HostIfName != "kv0123456789abc" || len(cfg.HostIfName) > 15 {
 		t.Fatalf("host name %q", cfg.HostIfName)
@@ -65,6 +66,10 @@ func TestSetupCheckTeardown(t *testing.T) {
 		}
 		if on, err := TxChecksumEnabled(cfg.HostIfName); err != nil || on {
 			t.Errorf("host end tx checksum on=%v err=%v", on, err)
+		}
+		// The host must not answer the pod's ARP for its own addresses.
+		if b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + cfg.HostIfName + "/arp_ignore"); err != nil || strings.TrimSpace(string(b)) != "8" {
+			t.Errorf("host end arp_ignore %q, %v; want 8", b, err)
 		}
 		return nil
 	})
