@@ -1,9 +1,6 @@
 package nbops
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -20,6 +17,16 @@ func addrSetOwned() []fieldFunc[nbdb.AddressSet] {
 	}
 }
 
+func addrSetKind() indexedKind[nbdb.AddressSet] {
+	return indexedKind[nbdb.AddressSet]{
+		table: nbdb.AddressSetTable, prefix: "as", what: "address set",
+		name:  func(m *nbdb.AddressSet) string { return m.Name },
+		uuid:  func(m *nbdb.AddressSet) string { return m.UUID },
+		probe: func(name string) *nbdb.AddressSet { return &nbdb.AddressSet{Name: name} },
+		key:   addrSetKey(), owned: addrSetOwned(),
+	}
+}
+
 func addrSetKey() []fieldFunc[nbdb.AddressSet] {
 	return []fieldFunc[nbdb.AddressSet]{func(m *nbdb.AddressSet) any { return &m.Name }}
 }
@@ -27,34 +34,14 @@ func addrSetKey() []fieldFunc[nbdb.AddressSet] {
 // GetAddressSet returns the cached address set named name, or an error
 // wrapping ErrNotFound.
 func GetAddressSet(c client.Client, name string) (*nbdb.AddressSet, error) {
-	if name == "" {
-		return nil, errors.New("address set: empty name")
-	}
-	as := &nbdb.AddressSet{Name: name}
-	if err := c.Get(context.Background(), as); err != nil {
-		return nil, fmt.Errorf("address set %q: %w", name, err)
-	}
-	return as, nil
+	return addrSetKind().get(c, name)
 }
 
 // EnsureAddressSet makes the address set named as.Name exist with exactly
 // as's addresses (compared as a set: order and duplicates do not matter)
 // and external_ids. Returns its UUID or named UUID.
 func EnsureAddressSet(c client.Client, as *nbdb.AddressSet) ([]ovsdb.Operation, string, error) {
-	cur, err := GetAddressSet(c, as.Name)
-	if errors.Is(err, ErrNotFound) {
-		named := namedUUID("as", as.Name)
-		op, err := insertOp(c, nbdb.AddressSetTable, named, as, addrSetKey(), addrSetOwned())
-		if err != nil {
-			return nil, "", err
-		}
-		return []ovsdb.Operation{op}, named, nil
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	ops, err := updateOps(c, nbdb.AddressSetTable, cur.UUID, addrSetOwned(), cur, as)
-	return ops, cur.UUID, err
+	return addrSetKind().ensure(c, as)
 }
 
 // AddressSetAdd adds those of addrs the cache says the set lacks, with one
@@ -99,12 +86,5 @@ func addrSetMutate(c client.Client, name string, addrs []string, add bool) ([]ov
 
 // DeleteAddressSet deletes the address set named name; no ops when absent.
 func DeleteAddressSet(c client.Client, name string) ([]ovsdb.Operation, error) {
-	cur, err := GetAddressSet(c, name)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []ovsdb.Operation{deleteOp(nbdb.AddressSetTable, cur.UUID)}, nil
+	return addrSetKind().delete(c, name)
 }

@@ -27,6 +27,20 @@
 //	EnsureNATs         per owner, the set of a router's nat (identity type,
 //	                   logical_ip, external_ip, logical_port; the rest in place)
 //	EnsureAddressSet   addresses, external_ids
+//	EnsureLoadBalancer vips, protocol, options, selection_fields, external_ids
+//	EnsureLoadBalancerGroup  nothing but its existence (no external_ids
+//	                   in NB 7.0.0); members through LoadBalancerGroupAdd/Remove
+//	EnsurePortGroup    external_ids; ports through PortGroupAdd/Remove/SetPorts
+//	EnsurePortGroupACLs per group, its acls keyed by external_ids kovn.io/id
+//	                   (action, direction, match, priority, name, label, log,
+//	                   severity, meter, options, external_ids)
+//	EnsureMeter        unit, fair, external_ids and its bands
+//	EnsureChassisTemplateVar only the given keys of variables
+//
+// Membership mutations (AddressSetAdd/Remove, LoadBalancerGroupAdd/Remove,
+// Switch/RouterLoadBalancersAdd/Remove, PortGroupAddPorts/RemovePorts)
+// send one mutate of exactly what the cache says is missing or present, so
+// concurrent writers of other members are not overwritten.
 //
 // Builders return the UUID a later builder in the same transaction refers
 // to the row by: the real one when the row exists, or a deterministic
@@ -35,10 +49,10 @@
 // the cache shows the rows it inserted and deleted, so the next round of
 // builders sees them.
 //
-// GetSwitch, GetRouter and GetAddressSet read one row by name from the
-// cache; Owned lists a kind's rows for start-up garbage collection.
+// GetSwitch, GetRouter, GetAddressSet, GetPortGroup, GetLoadBalancer and
+// GetLoadBalancerGroup read one row by name from the cache; Owned lists a kind's rows for start-up garbage collection.
 //
 // Clients should be built with ClientDBModel (NewClient does), whose client
-// indexes make lookups of switches and routers by name map lookups rather
+// indexes make lookups of switches, routers and load balancers by name map lookups rather
 // than table scans.
 package nbops

@@ -156,14 +156,19 @@ func refMutate(table, uuid, column string, have, uuids []string, add bool) []ovs
 // GetLoadBalancerGroup returns the cached group named name (a schema
 // index), or an error wrapping ErrNotFound.
 func GetLoadBalancerGroup(c client.Client, name string) (*nbdb.LoadBalancerGroup, error) {
-	if name == "" {
-		return nil, errors.New("load balancer group: empty name")
+	return lbGroupKind().get(c, name)
+}
+
+// Load_Balancer_Group has no external_ids in NB 7.0.0: kovn owns no column
+// of it but the name, which is what marks the group as kovn's.
+func lbGroupKind() indexedKind[nbdb.LoadBalancerGroup] {
+	return indexedKind[nbdb.LoadBalancerGroup]{
+		table: nbdb.LoadBalancerGroupTable, prefix: "lbg", what: "load balancer group",
+		name:  func(m *nbdb.LoadBalancerGroup) string { return m.Name },
+		uuid:  func(m *nbdb.LoadBalancerGroup) string { return m.UUID },
+		probe: func(name string) *nbdb.LoadBalancerGroup { return &nbdb.LoadBalancerGroup{Name: name} },
+		key:   []fieldFunc[nbdb.LoadBalancerGroup]{func(m *nbdb.LoadBalancerGroup) any { return &m.Name }},
 	}
-	g := &nbdb.LoadBalancerGroup{Name: name}
-	if err := c.Get(context.Background(), g); err != nil {
-		return nil, fmt.Errorf("load balancer group %q: %w", name, err)
-	}
-	return g, nil
 }
 
 // EnsureLoadBalancerGroup makes the group named g.Name exist and returns
@@ -173,20 +178,7 @@ func GetLoadBalancerGroup(c client.Client, name string) (*nbdb.LoadBalancerGroup
 // index on name makes a concurrent second insert fail rather than
 // duplicate the group.
 func EnsureLoadBalancerGroup(c client.Client, g *nbdb.LoadBalancerGroup) ([]ovsdb.Operation, string, error) {
-	cur, err := GetLoadBalancerGroup(c, g.Name)
-	if err == nil {
-		return nil, cur.UUID, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return nil, "", err
-	}
-	named := namedUUID("lbg", g.Name)
-	op, err := insertOp(c, nbdb.LoadBalancerGroupTable, named, g,
-		[]fieldFunc[nbdb.LoadBalancerGroup]{func(m *nbdb.LoadBalancerGroup) any { return &m.Name }})
-	if err != nil {
-		return nil, "", err
-	}
-	return []ovsdb.Operation{op}, named, nil
+	return lbGroupKind().ensure(c, g)
 }
 
 // LoadBalancerGroupAdd adds those of lbUUIDs (real, or named ones from

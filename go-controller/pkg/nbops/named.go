@@ -157,3 +157,60 @@ func (k memberKind[T, P]) delete(c client.Client, fn, name string) ([]ovsdb.Oper
 	}
 	return unlinkOps(c, k.parentTable, "ports", k.table, k.uuid(cur), k.refs), nil
 }
+
+// indexedKind describes a root table whose name has a schema index
+// (Address_Set, Port_Group, Load_Balancer_Group): OVSDB itself refuses a
+// second row of a name, so inserts need no guard and lookups are exact.
+type indexedKind[T any] struct {
+	table  string
+	prefix string // of named UUIDs: "as", "pg", "lbg"
+	what   string // for messages: "address set"
+	name   func(*T) string
+	uuid   func(*T) string
+	probe  func(name string) *T
+	key    []fieldFunc[T]
+	owned  []fieldFunc[T]
+}
+
+// get returns the cached row named name, or an error wrapping ErrNotFound.
+func (k indexedKind[T]) get(c client.Client, name string) (*T, error) {
+	if name == "" {
+		return nil, errors.New(k.what + ": empty name")
+	}
+	cur := k.probe(name)
+	if err := c.Get(context.Background(), any(cur).(model.Model)); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", k.what, name, err)
+	}
+	return cur, nil
+}
+
+// ensure inserts want or updates its owned columns that differ, returning
+// the row's UUID or the named UUID it is inserted under.
+func (k indexedKind[T]) ensure(c client.Client, want *T) ([]ovsdb.Operation, string, error) {
+	cur, err := k.get(c, k.name(want))
+	if errors.Is(err, ErrNotFound) {
+		named := namedUUID(k.prefix, k.name(want))
+		op, err := insertOp(c, k.table, named, want, k.key, k.owned)
+		if err != nil {
+			return nil, "", err
+		}
+		return []ovsdb.Operation{op}, named, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	ops, err := updateOps(c, k.table, k.uuid(cur), k.owned, cur, want)
+	return ops, k.uuid(cur), err
+}
+
+// delete deletes the row named name; no ops when there is none.
+func (k indexedKind[T]) delete(c client.Client, name string) ([]ovsdb.Operation, error) {
+	cur, err := k.get(c, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []ovsdb.Operation{deleteOp(k.table, k.uuid(cur))}, nil
+}

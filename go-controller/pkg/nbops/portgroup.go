@@ -1,7 +1,6 @@
 package nbops
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +18,16 @@ import (
 // EnsurePortGroupACLs, so that neither is rewritten as a whole.
 func portGroupOwned() []fieldFunc[nbdb.PortGroup] {
 	return []fieldFunc[nbdb.PortGroup]{func(m *nbdb.PortGroup) any { return &m.ExternalIDs }}
+}
+
+func portGroupKind() indexedKind[nbdb.PortGroup] {
+	return indexedKind[nbdb.PortGroup]{
+		table: nbdb.PortGroupTable, prefix: "pg", what: "port group",
+		name:  func(m *nbdb.PortGroup) string { return m.Name },
+		uuid:  func(m *nbdb.PortGroup) string { return m.UUID },
+		probe: func(name string) *nbdb.PortGroup { return &nbdb.PortGroup{Name: name} },
+		key:   portGroupKey(), owned: portGroupOwned(),
+	}
 }
 
 func portGroupKey() []fieldFunc[nbdb.PortGroup] {
@@ -45,14 +54,7 @@ func aclOwned() []fieldFunc[nbdb.ACL] {
 // GetPortGroup returns the cached port group named name, or an error
 // wrapping ErrNotFound.
 func GetPortGroup(c client.Client, name string) (*nbdb.PortGroup, error) {
-	if name == "" {
-		return nil, errors.New("port group: empty name")
-	}
-	pg := &nbdb.PortGroup{Name: name}
-	if err := c.Get(context.Background(), pg); err != nil {
-		return nil, fmt.Errorf("port group %q: %w", name, err)
-	}
-	return pg, nil
+	return portGroupKind().get(c, name)
 }
 
 // EnsurePortGroup makes the port group named pg.Name exist with pg's
@@ -60,34 +62,14 @@ func GetPortGroup(c client.Client, name string) (*nbdb.PortGroup, error) {
 // under. It never writes ports or acls: pass the UUID to PortGroupSetPorts
 // and EnsurePortGroupACLs, in the same op list for a new group.
 func EnsurePortGroup(c client.Client, pg *nbdb.PortGroup) ([]ovsdb.Operation, string, error) {
-	cur, err := GetPortGroup(c, pg.Name)
-	if errors.Is(err, ErrNotFound) {
-		named := namedUUID("pg", pg.Name)
-		op, err := insertOp(c, nbdb.PortGroupTable, named, pg, portGroupKey(), portGroupOwned())
-		if err != nil {
-			return nil, "", err
-		}
-		return []ovsdb.Operation{op}, named, nil
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	ops, err := updateOps(c, nbdb.PortGroupTable, cur.UUID, portGroupOwned(), cur, pg)
-	return ops, cur.UUID, err
+	return portGroupKind().ensure(c, pg)
 }
 
 // DeletePortGroup deletes the port group named name; no ops when absent.
 // Its ACLs go with it: ACL is not a root table and the group held the only
 // (strong) reference, so OVSDB garbage-collects them in the same commit.
 func DeletePortGroup(c client.Client, name string) ([]ovsdb.Operation, error) {
-	cur, err := GetPortGroup(c, name)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []ovsdb.Operation{deleteOp(nbdb.PortGroupTable, cur.UUID)}, nil
+	return portGroupKind().delete(c, name)
 }
 
 // portGroupRow returns the cached group pgUUID, or an empty one for a
