@@ -163,6 +163,11 @@ func TestServiceClusterIP(t *testing.T) {
 	if got, want := keys(seen), podNames(backends); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("60 TCP requests to %s answered by %v (%v), want each of %v", vip, got, seen, want)
 	}
+	// Hosts reach ClusterIPs too: kovn-node routes the service CIDR into
+	// the management port, where the node switch's load balancers answer.
+	if r, err := e.probe(t, "host:"+e.lab.NodeNames[1], vip, "tcp"); err != nil || !strings.HasPrefix(r.Pod, ns+"/web-") {
+		t.Errorf("host %s → %s: %+v %v", e.lab.NodeNames[1], vip, r, err)
+	}
 	seen = e.answers(t, from, vip, "udp", 30)
 	if seen[""] > 0 || len(seen) < 2 {
 		t.Errorf("30 UDP requests to %s: %v, want all answered by several backends", vip, seen)
