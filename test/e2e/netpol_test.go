@@ -648,5 +648,30 @@ func (s *npSuite) converge(t *testing.T, what string, want *npMatrix, changedAt 
 	t.Errorf("%s: observed matrix still differs from the model %.1fs after the change (%d observations; %s): "+
 		"%d entries wrongly allowed, %d wrongly denied\n%s%s%s%s",
 		what, limit.Seconds(), n, began, wa, wd, health, want.grid(last.m), strings.Join(rows, "\n"), more)
+	s.dumpState(t)
 	return 0, false
+}
+
+// dumpState logs what NB and the datapaths held when a step failed, for
+// the intermittent single-entry mismatches still being chased (see the
+// issue notes): every port group with its ACLs, and each node's conntrack
+// entries of the pods' ports 80/81.
+func (s *npSuite) dumpState(t *testing.T) {
+	nb := "unix:" + s.e.lab.StateDir + "/ovn/nb.sock"
+	out, err := s.e.labCmd(t, nil, "exec", "host:cp", "--", "ovn-nbctl", "--db", nb,
+		"--columns=name,ports,acls,external_ids", "list", "port_group")
+	t.Logf("port groups at the failure (%v):\n%s", err, out)
+	out, err = s.e.labCmd(t, nil, "exec", "host:cp", "--", "ovn-nbctl", "--db", nb,
+		"--columns=_uuid,direction,priority,action,match", "list", "acl")
+	t.Logf("ACLs at the failure (%v):\n%s", err, out)
+	for _, node := range s.e.lab.NodeNames {
+		out, err = s.e.labCmd(t, nil, "exec", "host:"+node, "--", "ovs-appctl", "dpctl/dump-conntrack")
+		var keep []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "dport=80,") || strings.Contains(l, "dport=81,") {
+				keep = append(keep, l)
+			}
+		}
+		t.Logf("%s conntrack, ports 80/81 (%v):\n%s", node, err, strings.Join(keep, "\n"))
+	}
 }
