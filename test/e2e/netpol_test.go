@@ -649,6 +649,9 @@ func (s *npSuite) converge(t *testing.T, what string, want *npMatrix, changedAt 
 		"%d entries wrongly allowed, %d wrongly denied\n%s%s%s%s",
 		what, limit.Seconds(), n, began, wa, wd, health, want.grid(last.m), strings.Join(rows, "\n"), more)
 	s.dumpState(t)
+	if wa > 0 {
+		s.investigateWrongAllows(t, want, last.m)
+	}
 	return 0, false
 }
 
@@ -668,7 +671,7 @@ func (s *npSuite) dumpState(t *testing.T) {
 		out, err = s.e.labCmd(t, nil, "exec", "host:"+node, "--", "ovs-appctl", "dpctl/dump-conntrack")
 		var keep []string
 		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, "dport=80,") || strings.Contains(l, "dport=81,") {
+			if strings.Contains(l, "dport=80)") || strings.Contains(l, "dport=81)") {
 				keep = append(keep, l)
 			}
 		}

@@ -309,8 +309,23 @@ func hideCTZeroSNAT(ctx context.Context, o *ovs.Client) {
 	}
 }
 
+// keepExactFlows keeps megaflows off in the userspace datapath, whose
+// revalidator can otherwise leave a stale allowing flow behind after a
+// NetworkPolicy change (see ovs.ExactFlows). A new ovs-vswitchd gets it
+// within one round of keepHostNetwork.
+func keepExactFlows(ctx context.Context, e *ovs.ExactFlows) {
+	sent, err := e.Ensure(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		klog.ErrorS(err, "disable megaflows in the userspace datapath")
+	case sent:
+		klog.InfoS("disabled megaflows in the userspace datapath (OVS 3.1's dpif-netdev can leave a stale flow after a policy change)")
+	}
+}
+
 // keepHostNetwork keeps the host's routes and br-ex's shared-gateway flows
-// in place, and on the userspace datapath the ct_zero_snat override. Routes come back the moment the kernel reports a change: it
+// in place, and on the userspace datapath the ct_zero_snat override and
+// exact-match datapath flows. Routes come back the moment the kernel reports a change: it
 // drops every route through a device that goes down, which OVS's userspace
 // datapath does to its taps when it reconfigures. Flows are checked every
 // 2 s: ovs-vswitchd forgets them when it restarts, and the patch port to
@@ -318,6 +333,7 @@ func hideCTZeroSNAT(ctx context.Context, o *ovs.Client) {
 func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *hostnet.Gateway, restore func() error, changes <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	exact := &ovs.ExactFlows{}
 	flows := func() {
 		patch, err := gateway.PatchPort(ctx, "", "br-ex")
 		if err == nil {
@@ -331,6 +347,7 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *h
 		}
 		if cfg.DatapathType == "netdev" {
 			hideCTZeroSNAT(ctx, o)
+			keepExactFlows(ctx, exact)
 		}
 	}
 	flows()
