@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
@@ -37,12 +39,67 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 		return fmt.Errorf("connect to NB %v: %w", cfg.NBAddresses, err)
 	}
 	defer nb.Close()
-	tx := nbops.NewTransactor(nb, reg)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kc.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller"})
+	cs, err := newControllers(cfg, kc, nb, reg, recorder)
+	if err != nil {
+		return err
+	}
+
+	cs.factory.Start(ctx.Done())
+	for typ, ok := range cs.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache of %v did not sync", typ)
+		}
+	}
+	for name, s := range map[string]func(context.Context) error{"node": cs.node.Start, "namespace": cs.ns.Start} {
+		if err := s(ctx); err != nil {
+			return fmt.Errorf("start %s controller: %w", name, err)
+		}
+	}
+	// Pods come after nodes: their start-up needs the node subnets; so do
+	// services, which need the cluster load-balancer group.
+	if err := cs.pod.Start(ctx); err != nil {
+		return fmt.Errorf("start pod controller: %w", err)
+	}
+	if err := cs.svc.Start(ctx); err != nil {
+		return fmt.Errorf("start service controller: %w", err)
+	}
+	if err := cs.policy.Start(ctx); err != nil {
+		return fmt.Errorf("start policy controller: %w", err)
+	}
+	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
+	for _, q := range queues {
+		go q.Run(ctx)
+	}
+	// Ready once the initial state is programmed: every queue drained.
+	queue.WaitIdle(ctx, 20*time.Millisecond, queues...)
+	txns, ops := cs.tx.Stats()
+	klog.InfoS("ready", "after", time.Since(start), "nbTransactions", txns, "nbOperations", ops)
+	ready.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+// controllers are the leader's controllers, wired to their informers.
+type controllers struct {
+	factory informers.SharedInformerFactory
+	tx      *nbops.Transactor
+	node    *node.Controller
+	ns      *namespace.Controller
+	pod     *pod.Controller
+	svc     *service.Controller
+	policy  *policy.Controller
+}
+
+// newControllers builds the controllers on nb and registers every metric
+// of kovn-controller with reg; nothing starts yet. The metrics test builds
+// them the same way to compare what is registered with docs/metrics.md.
+func newControllers(cfg *config.Controller, kc kubernetes.Interface, nb client.Client, reg prometheus.Registerer, recorder record.EventRecorder) (*controllers, error) {
+	tx := nbops.NewTransactor(nb, reg)
 	problems := metrics.NewProblems(recorder, reg)
 	qm := queue.NewMetrics(reg)
 
@@ -50,27 +107,32 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	pods, nodes, nss := factory.Core().V1().Pods(), factory.Core().V1().Nodes(), factory.Core().V1().Namespaces()
 	nodeCtl, err := node.New(cfg, kc, nodes.Lister(), nb, tx, problems, qm)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	podCtl := pod.New(cfg, kc, pod.Listers{Pods: pods.Lister(), Nodes: nodes.Lister(), Namespaces: nss.Lister()}, nb, tx, problems, qm)
 	nsCtl := namespace.New(nss.Lister(), nb, tx, 2, qm)
 	svcCtl, err := service.New(cfg, factory, nb, tx, problems, qm)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	policyCtl, err := policy.New(cfg, factory, nb, tx, problems, qm)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if reg != nil {
+		if err := errors.Join(reg.Register(nodeCtl.SubnetMetrics()), reg.Register(podCtl.AddressMetrics())); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := nodes.Informer().AddEventHandler(nodeCtl.Queue.Handler()); err != nil {
-		return err
+		return nil, err
 	}
 	// A node's subnet is what its pods wait for: give them a new chance
 	// the moment it is recorded, instead of at their next backoff.
 	if err := pods.Informer().AddIndexers(cache.Indexers{podsByNode: func(obj interface{}) ([]string, error) {
 		return []string{obj.(*corev1.Pod).Spec.NodeName}, nil
 	}}); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj interface{}) {
@@ -80,47 +142,15 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 			}
 		},
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := pods.Informer().AddEventHandler(podCtl.Handler()); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := nss.Informer().AddEventHandler(nsCtl.Queue.Handler()); err != nil {
-		return err
+		return nil, err
 	}
-	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("cache of %v did not sync", typ)
-		}
-	}
-	for name, s := range map[string]func(context.Context) error{"node": nodeCtl.Start, "namespace": nsCtl.Start} {
-		if err := s(ctx); err != nil {
-			return fmt.Errorf("start %s controller: %w", name, err)
-		}
-	}
-	// Pods come after nodes: their start-up needs the node subnets; so do
-	// services, which need the cluster load-balancer group.
-	if err := podCtl.Start(ctx); err != nil {
-		return fmt.Errorf("start pod controller: %w", err)
-	}
-	if err := svcCtl.Start(ctx); err != nil {
-		return fmt.Errorf("start service controller: %w", err)
-	}
-	if err := policyCtl.Start(ctx); err != nil {
-		return fmt.Errorf("start policy controller: %w", err)
-	}
-	queues := []*queue.Controller{nodeCtl.Queue, nsCtl.Queue, podCtl.Queue, svcCtl.Queue, policyCtl.Queue}
-	for _, q := range queues {
-		go q.Run(ctx)
-	}
-	// Ready once the initial state is programmed: every queue drained.
-	queue.WaitIdle(ctx, 20*time.Millisecond, queues...)
-	txns, ops := tx.Stats()
-	klog.InfoS("ready", "after", time.Since(start), "nbTransactions", txns, "nbOperations", ops)
-	ready.Store(true)
-	<-ctx.Done()
-	return nil
+	return &controllers{factory: factory, tx: tx, node: nodeCtl, ns: nsCtl, pod: podCtl, svc: svcCtl, policy: policyCtl}, nil
 }
 
 const podsByNode = "spec.nodeName"

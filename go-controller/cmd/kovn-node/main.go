@@ -37,8 +37,9 @@ func main() {
 				return err
 			}
 			reg := metrics.NewRegistry()
-			go metrics.Serve(c.Context, cfg.MetricsAddr, reg, nil)
-			return agent.Run(c.Context, cfg, kc, reg)
+			m := agent.NewMetrics(reg)
+			go metrics.Serve(c.Context, cfg.MetricsAddr, reg, m.Ready)
+			return agent.Run(c.Context, cfg, kc, m)
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {

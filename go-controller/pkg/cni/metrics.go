@@ -6,13 +6,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-type serverMetrics struct {
+// Metrics are the CNI server's request metrics. NewServer makes them from
+// ServerOptions.Registerer; a process that registers its metrics before
+// the server exists makes them with NewMetrics and passes them in
+// ServerOptions.Metrics.
+type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
-	m := &serverMetrics{
+// NewMetrics registers kovn_cni_requests_total and
+// kovn_cni_request_duration_seconds with reg (nil registers nothing).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kovn_cni_requests_total",
 			Help: "CNI requests kovn-node answered, by command and result (ok, error, timeout)",
@@ -31,7 +37,7 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 	return m
 }
 
-func (m *serverMetrics) observe(command, result string, d time.Duration) {
+func (m *Metrics) observe(command, result string, d time.Duration) {
 	switch command {
 	case CommandAdd, CommandDel, CommandCheck, CommandStatus, CommandGC:
 	default:

@@ -52,6 +52,8 @@ type ServerOptions struct {
 	Timeout time.Duration
 	// Registerer receives the request metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Metrics, if set, are used instead of registering new ones.
+	Metrics *Metrics
 }
 
 // Default timeouts; a plugin's own deadline (DefaultClientTimeout) must
@@ -68,7 +70,7 @@ type Server struct {
 	handler    Handler
 	addTimeout time.Duration
 	timeout    time.Duration
-	metrics    *serverMetrics
+	metrics    *Metrics
 	locks      *containerLocks
 
 	mu       sync.Mutex
@@ -82,8 +84,11 @@ func NewServer(socketPath string, h Handler, opts ServerOptions) *Server {
 		handler:    h,
 		addTimeout: opts.AddTimeout,
 		timeout:    opts.Timeout,
-		metrics:    newServerMetrics(opts.Registerer),
+		metrics:    opts.Metrics,
 		locks:      newContainerLocks(),
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(opts.Registerer)
 	}
 	if s.addTimeout <= 0 {
 		s.addTimeout = DefaultAddTimeout

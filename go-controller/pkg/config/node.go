@@ -63,7 +63,7 @@ func NodeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-socket", Value: "/run/kovn/cni.sock"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "annotation-timeout", Value: 30 * time.Second, Usage: "how long CNI ADD waits for the controller's pod annotation"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478", Usage: "serves /metrics, /healthz and /readyz"}),
 	}
 	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -21,8 +22,37 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // Serve answers /metrics, /healthz (the process lives) and /readyz (ready
-// says so; nil means always) on addr until ctx ends.
+// says so; nil means always) on addr until ctx ends. A failure to listen
+// is logged, not fatal: the component works without its metrics.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready func() bool) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		klog.ErrorS(err, "metrics server", "address", addr)
+		return
+	}
+	ServeListener(ctx, l, reg, ready)
+}
+
+// ServeListener is Serve on a listener the caller opened (a test's
+// 127.0.0.1:0); it closes l when ctx ends and returns then.
+func ServeListener(ctx context.Context, l net.Listener, reg *prometheus.Registry, ready func() bool) {
+	srv := &http.Server{Handler: Handler(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.ErrorS(err, "metrics server", "address", l.Addr().String())
+	}
+}
+
+// Handler answers /metrics, /healthz and /readyz.
+func Handler(reg *prometheus.Registry, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -33,9 +63,5 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready fun
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		klog.ErrorS(err, "metrics server", "address", addr)
-	}
+	return mux
 }

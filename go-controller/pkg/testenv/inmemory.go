@@ -15,6 +15,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/server"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
+	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/vswitchd"
 )
 
 // InMemoryDB is libovsdb's in-memory OVSDB server for one test. It checks
@@ -33,6 +34,13 @@ type InMemoryDB struct {
 func StartInMemoryNB(t testing.TB) *InMemoryDB {
 	t.Helper()
 	return startInMemory(t, mustModel(t, nbdb.FullDatabaseModel), nbdb.Schema())
+}
+
+// StartInMemoryOVS serves an empty Open_vSwitch database (no
+// ovs-vswitchd: ofport and the other columns it writes stay empty).
+func StartInMemoryOVS(t testing.TB) *InMemoryDB {
+	t.Helper()
+	return startInMemory(t, mustModel(t, vswitchd.FullDatabaseModel), vswitchd.Schema())
 }
 
 func startInMemory(t testing.TB, clientModel model.ClientDBModel, schema ovsdb.DatabaseSchema) *InMemoryDB {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -32,13 +31,19 @@ import (
 // Management port: the host's way into the pod network without NAT.
 const mgmtPortName = "kovn-mp0"
 
-// Run runs the agent until ctx ends.
-func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg prometheus.Registerer) error {
+// Run runs the agent until ctx ends. m (from NewMetrics; nil for none)
+// receives the agent's metrics and readiness.
+func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metrics) error {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
 	o, err := ovs.Connect(ctx, cfg.OVSDB)
 	if err != nil {
 		return fmt.Errorf("local OVS %s: %w", cfg.OVSDB, err)
 	}
 	defer o.Close()
+	m.ovs.Store(o)
+	defer m.ovs.Store(nil)
 
 	factory := informers.NewSharedInformerFactoryWithOptions(kc, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -107,8 +112,8 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg pro
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
 		klog.ErrorS(err, "start-up cleanup of pod ports")
 	}
-	h := newCNIHandler(cfg, o, waiter, reg)
-	srv := cni.NewServer(cfg.SocketPath, h, cni.ServerOptions{Registerer: reg, AddTimeout: cfg.AnnotationTimeout + cfg.InstallTimeout + 10*time.Second})
+	h := newCNIHandler(cfg, o, waiter, m)
+	srv := cni.NewServer(cfg.SocketPath, h, cni.ServerOptions{Metrics: m.cni, AddTimeout: cfg.AnnotationTimeout + cfg.InstallTimeout + 10*time.Second})
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -118,6 +123,8 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, reg pro
 		return err
 	}
 	klog.InfoS("kovn-node ready", "node", cfg.NodeName, "chassis", chassisID, "subnet", subnet, "gateway", gw.IP)
+	m.serving.Store(true)
+	defer m.serving.Store(false)
 	return srv.Serve(ctx)
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/cni"
@@ -33,19 +32,11 @@ type cniHandler struct {
 	cfg    *config.Node
 	ovs    *ovs.Client
 	waiter *podWaiter
-	phases *prometheus.HistogramVec
+	m      *Metrics
 }
 
-func newCNIHandler(cfg *config.Node, o *ovs.Client, w *podWaiter, reg prometheus.Registerer) *cniHandler {
-	h := &cniHandler{cfg: cfg, ovs: o, waiter: w, phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "kovn_cni_add_phase_seconds",
-		Help:    "CNI ADD split into waiting for the pod annotation, plumbing, and waiting for ovn-installed",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
-	}, []string{"phase"})}
-	if reg != nil {
-		reg.MustRegister(h.phases)
-	}
-	return h
+func newCNIHandler(cfg *config.Node, o *ovs.Client, w *podWaiter, m *Metrics) *cniHandler {
+	return &cniHandler{cfg: cfg, ovs: o, waiter: w, m: m}
 }
 
 // Add waits for the pod's addresses, makes its interface, plugs it into
@@ -61,7 +52,7 @@ func (h *cniHandler) Add(ctx context.Context, req *cni.Request) (res *types100.R
 		return nil, types.NewError(types.ErrTryAgainLater, "no pod network from kovn-controller", err.Error())
 	}
 	t1 := time.Now()
-	h.phases.WithLabelValues("annotation").Observe(t1.Sub(t0).Seconds())
+	h.m.addPhases.WithLabelValues("annotation").Observe(t1.Sub(t0).Seconds())
 
 	ifCfg, err := interfaceConfig(req, pn, h.cfg)
 	if err != nil {
@@ -86,11 +77,11 @@ func (h *cniHandler) Add(ctx context.Context, req *cni.Request) (res *types100.R
 		return nil, fmt.Errorf("plug %s into br-int: %w", ifCfg.HostIfName, err)
 	}
 	t2 := time.Now()
-	h.phases.WithLabelValues("plumbing").Observe(t2.Sub(t1).Seconds())
+	h.m.addPhases.WithLabelValues("plumbing").Observe(t2.Sub(t1).Seconds())
 	if err = h.ovs.WaitInstalled(ctx, ifCfg.HostIfName, h.cfg.InstallTimeout); err != nil {
 		return nil, fmt.Errorf("ovn-controller did not install %s: %w", ids["iface-id"], err)
 	}
-	h.phases.WithLabelValues("ovn-installed").Observe(time.Since(t2).Seconds())
+	h.m.addPhases.WithLabelValues("ovn-installed").Observe(time.Since(t2).Seconds())
 	klog.V(2).InfoS("pod plugged", "pod", req.PodKey(), "port", ids["iface-id"], "annotation", t1.Sub(t0), "plumbing", t2.Sub(t1), "installed", time.Since(t2))
 	return result(req, ifCfg, made), nil
 }
@@ -110,10 +101,15 @@ func (h *cniHandler) rollback(req *cni.Request, hostIf string) {
 // runtime repeats DEL, and the netns may have been destroyed first).
 func (h *cniHandler) Del(ctx context.Context, req *cni.Request) error {
 	hostIf := podif.HostIfName(req.ContainerID)
+	t0 := time.Now()
 	if err := h.ovs.DeletePort(ctx, "br-int", hostIf); err != nil {
 		return fmt.Errorf("delete OVS port %s: %w", hostIf, err)
 	}
-	return podif.Teardown(hostIf)
+	t1 := time.Now()
+	h.m.delPhases.WithLabelValues("ovs-port").Observe(t1.Sub(t0).Seconds())
+	err := podif.Teardown(hostIf)
+	h.m.delPhases.WithLabelValues("veth").Observe(time.Since(t1).Seconds())
+	return err
 }
 
 // Check verifies the pod's interface and its OVS port.

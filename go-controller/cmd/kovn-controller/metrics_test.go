@@ -1,0 +1,79 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
+	"github.com/kovn-io/kovn/go-controller/pkg/metrics/metricsdoc"
+	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
+	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
+)
+
+const metricsDoc = "../../../docs/metrics.md"
+
+// defaultConfig is the configuration the flags' defaults give.
+func defaultConfig(t *testing.T) *config.Controller {
+	t.Helper()
+	var cfg *config.Controller
+	app := &cli.App{Flags: config.ControllerFlags(), Action: func(c *cli.Context) (err error) {
+		cfg, err = config.ControllerFromCLI(c)
+		return err
+	}}
+	if err := app.Run([]string{"kovn-controller"}); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestMetricsDocumented builds the leader's controllers as runControllers
+// does and compares every kovn_* metric they register with the table in
+// docs/metrics.md.
+func TestMetricsDocumented(t *testing.T) {
+	cfg := defaultConfig(t)
+	// The client model runControllers' nbops.NewClient uses; leader-only
+	// (which asks for _Server) is left out, the in-memory server has none.
+	model, err := nbops.ClientDBModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := testenv.Connect(t, testenv.StartInMemoryNB(t).Addr, model)
+	reg := metrics.NewRegistry()
+	rec := metricsdoc.NewRecorder(reg)
+	if _, err := newControllers(cfg, fake.NewClientset(), nb, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rec.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, err := metricsdoc.ReadTable(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range metricsdoc.Compare("controller", got, documented) {
+		t.Error(d)
+	}
+	if len(got) == 0 {
+		t.Fatal("no kovn_* metric registered")
+	}
+
+	// What the docs say of the defaults: 10.128.0.0/14 holds 1024 /24s.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, mf := range mfs {
+		if len(mf.Metric) == 1 && mf.Metric[0].Gauge != nil {
+			values[mf.GetName()] = mf.Metric[0].Gauge.GetValue()
+		}
+	}
+	if values["kovn_cluster_subnets_capacity"] != 1024 || values["kovn_cluster_subnets_allocated"] != 0 {
+		t.Errorf("cluster subnets: capacity %v allocated %v, want 1024 and 0",
+			values["kovn_cluster_subnets_capacity"], values["kovn_cluster_subnets_allocated"])
+	}
+}
