@@ -1,0 +1,171 @@
+package status_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/kovntest"
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/ovndb"
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/sbview"
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/status"
+)
+
+// snapshot connects as the command does and runs status.
+func snapshot(t *testing.T, c *kovntest.Cluster, objs []runtime.Object, cfg status.Config) *status.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
+	defer cancel()
+	in := status.Inputs{Kube: fake.NewSimpleClientset(objs...), NBAddr: c.OVN.NBAddr, SBAddr: c.OVN.SBAddr}
+	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nbview.Tables()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nb.Close()
+	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, sbview.Tables()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	in.NB, in.SB = nbview.FromClient(nb), sbview.FromClient(sb)
+	r := status.Run(ctx, cfg, in)
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kovnctl status:\n%s", b.String())
+	return r
+}
+
+func problems(r *status.Report) []string {
+	var out []string
+	for _, p := range r.Problems() {
+		out = append(out, p.Object+": "+p.Message)
+	}
+	return out
+}
+
+// hasProblem wants exactly one problem of obj containing text.
+func hasProblem(t *testing.T, r *status.Report, obj, text string) {
+	t.Helper()
+	n := 0
+	for _, p := range r.Problems() {
+		if p.Object == obj && strings.Contains(p.Message, text) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("want one problem %s: …%s…; have %q", obj, text, problems(r))
+	}
+}
+
+func TestStatusAgainstOVN(t *testing.T) {
+	c := kovntest.Start(t)
+	for _, n := range kovntest.Nodes {
+		c.AddChassis(t, n.Chassis, n.Name, strings.Split(n.NodeIP, "/")[0], 0)
+	}
+	for _, p := range kovntest.Pods {
+		c.Bind(t, p.Namespace+"_"+p.Name, "chassis-"+p.Node, true)
+	}
+	for _, n := range kovntest.Nodes {
+		c.Bind(t, "kovn-mp-"+n.Name, n.Chassis, true)
+	}
+	c.WaitSB(t, "Chassis_Private", "name", "chassis-n1", "chassis-n2")
+
+	t.Run("healthy", func(t *testing.T) {
+		r := snapshot(t, c, kovntest.Objects(), status.DefaultConfig())
+		if p := problems(r); len(p) != 0 {
+			t.Errorf("problems on a healthy cluster: %q", p)
+		}
+		if len(r.Checks) != 7 { // nb, sb, leader, 2 nodes, pods, stale
+			t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
+		}
+	})
+
+	t.Run("unplugged pod, unbound and down ports", func(t *testing.T) {
+		// team-b/x loses its binding, as when nothing on n2 plugs it;
+		// team-a/client stays bound but not up; so does n1's
+		// management port.
+		c.OVN.SBCtl(t, "lsp-unbind", "team-b_x")
+		c.OVN.SBCtl(t, "set", "port_binding", "team-a_client", "up=false")
+		c.OVN.SBCtl(t, "set", "port_binding", "kovn-mp-n1", "up=false")
+		defer c.Bind(t, "team-b_x", "chassis-n2", true)
+		defer c.OVN.SBCtl(t, "set", "port_binding", "team-a_client", "up=true")
+		defer c.OVN.SBCtl(t, "set", "port_binding", "kovn-mp-n1", "up=true")
+		r := snapshot(t, c, kovntest.Objects(), status.DefaultConfig())
+		hasProblem(t, r, "pod/team-b/x", "port team-b_x is bound to no chassis: nothing on node n2 has plugged it")
+		hasProblem(t, r, "pod/team-a/client", "bound on chassis-n2 but not up")
+		hasProblem(t, r, "node/n2", "1 pod(s) on the node for over 30s have no plugged port (team-b/x): kovn-node there is stopped or failing")
+		hasProblem(t, r, "node/n1", "management port kovn-mp-n1 is bound but not up")
+		if n := len(r.Problems()); n != 4 {
+			t.Errorf("%d problems: %q", n, problems(r))
+		}
+		// Within the grace period pods are only counted.
+		cfg := status.DefaultConfig()
+		cfg.Grace = 2 * time.Hour
+		r = snapshot(t, c, kovntest.Objects(), cfg)
+		if p := problems(r); len(p) != 1 {
+			t.Errorf("problems within the grace period: %q", p)
+		}
+	})
+
+	t.Run("stale rows and no leader", func(t *testing.T) {
+		var objs []runtime.Object
+		for _, o := range kovntest.Objects() {
+			switch kovntest.Name(o) {
+			case "Service team-a/web", "Pod team-b/x", "NetworkPolicy team-a/allow-web", "Lease kovn-system/kovn-controller":
+				continue
+			}
+			objs = append(objs, o)
+		}
+		objs = append(objs, kovntest.Lease("", time.Now()))
+		r := snapshot(t, c, objs, status.DefaultConfig())
+		hasProblem(t, r, "leader", "has no holder")
+		if n := len(r.Problems()); n != 5 {
+			t.Errorf("%d problems: %q", n, problems(r))
+		}
+		hasProblem(t, r, "stale", "rows of Service team-a/web (no such Service): Load_Balancer Service_team-a/web_TCP")
+		hasProblem(t, r, "stale", "rows of Pod team-b/x (no such Pod): Logical_Switch_Port team-b_x")
+		hasProblem(t, r, "stale", "rows of NetworkPolicy team-a/allow-web (no such NetworkPolicy): ACL ")
+		hasProblem(t, r, "stale", "rows of NetworkPolicyIsolation team-a (no NetworkPolicy of namespace team-a isolates for ingress): ACL ")
+	})
+
+	t.Run("chassis gone and lagging", func(t *testing.T) {
+		c.OVN.SBCtl(t, "chassis-del", "chassis-n2")
+		// NB asks chassis for nb_cfg 3; chassis-n1 never answers.
+		c.OVN.NBCtl(t, "set", "nb_global", ".", "nb_cfg=3")
+		testWait(t, func() bool {
+			return strings.TrimSpace(c.OVN.NBCtl(t, "get", "nb_global", ".", "nb_cfg_timestamp")) != "0"
+		})
+		cfg := status.DefaultConfig()
+		cfg.Now = func() time.Time { return time.Now().Add(time.Minute) }
+		r := snapshot(t, c, kovntest.Objects(), cfg)
+		hasProblem(t, r, "node/n2", `no chassis in SB (chassis ID "chassis-n2", hostname n2)`)
+		hasProblem(t, r, "node/n1", "chassis chassis-n1 is at nb_cfg 0, NB asked for 3")
+		hasProblem(t, r, "leader", "expired") // a minute later the lease is stale too
+		hasProblem(t, r, "pod/team-b/x", "bound to no chassis")
+		// Nothing can be plugged on n2 without a chassis: that, not
+		// kovn-node or the management port, is n2's problem.
+		for _, p := range problems(r) {
+			if strings.Contains(p, "kovn-node") {
+				t.Errorf("kovn-node blamed for a missing chassis: %s", p)
+			}
+		}
+	})
+}
+
+func testWait(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(kovntest.Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
