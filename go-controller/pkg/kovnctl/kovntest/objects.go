@@ -22,6 +22,7 @@ import (
 
 	podctl "github.com/kovn-io/kovn/go-controller/pkg/controller/pod"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
 )
 
 // Node is a test node: its subnet and gateway.
@@ -149,11 +150,25 @@ func Lease(holder string, renewed time.Time) *coordinationv1.Lease {
 	}
 }
 
-// Objects are every API object of the cluster, for a fake clientset.
+// NodeLease is kovn-node's heartbeat Lease of node, as pkg/node/heartbeat
+// writes it, last renewed at renewed.
+func NodeLease(node string, renewed time.Time) *coordinationv1.Lease {
+	d := int32(heartbeat.Duration / time.Second)
+	rt := metav1.NewMicroTime(renewed)
+	holder := node
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: heartbeat.Namespace, Name: heartbeat.LeaseName(node),
+			Labels: map[string]string{heartbeat.ComponentLabel: heartbeat.Component, heartbeat.NodeLabel: node}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &d, RenewTime: &rt, AcquireTime: &rt},
+	}
+}
+
+// Objects are every API object of the cluster, for a fake clientset; every
+// node's kovn-node has just renewed its heartbeat.
 func Objects() []runtime.Object {
 	var out []runtime.Object
 	for _, n := range Nodes {
-		out = append(out, NodeObject(n))
+		out = append(out, NodeObject(n), NodeLease(n.Name, time.Now()))
 	}
 	for _, ns := range append(Namespaces, "kovn-system") {
 		out = append(out, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})

@@ -10,13 +10,15 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/sbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
 
 // nodes checks, for every Node, what each component records about it:
 // the subnet (kovn-controller, on the Node), the gateway (kovn-node, on
-// the Node), the switch and gateway router (kovn-controller, in NB), and
-// the chassis (ovn-controller, in SB) with its progress through nb_cfg.
+// the Node), the switch and gateway router (kovn-controller, in NB), the
+// chassis (ovn-controller, in SB) with its progress through nb_cfg, and
+// kovn-node's heartbeat Lease.
 func nodes(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) {
 	for i := range cl.nodes {
 		n := &cl.nodes[i]
@@ -53,6 +55,9 @@ func nodes(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View)
 			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
 				r.problem(obj, "kubelet reports Ready=%s (%s: %s)", c.Status, c.Reason, c.Message)
 			}
+		}
+		if f := nodeHeartbeat(r, cfg, obj, n.Name, cl); f != "" {
+			facts = append(facts, f)
 		}
 		if len(r.Problems()) == before {
 			r.ok(obj, "%s", strings.Join(facts, ", "))
@@ -143,4 +148,40 @@ func managementPort(r *Report, obj, node, chassisID string, sb *sbview.View) {
 	case !sbview.Up(b):
 		r.problem(obj, "management port %s is bound but not up: ovn-controller has not installed it", name)
 	}
+}
+
+// nodeHeartbeat reads kovn-node's Lease (pkg/node/heartbeat): renewed
+// within its duration means kovn-node is running. It returns the fact for
+// the node's ok line, or "" when it reported a problem or the Leases could
+// not be listed (reported once, by Run).
+func nodeHeartbeat(r *Report, cfg Config, obj, node string, cl *cluster) string {
+	if cl.leaseErr != nil {
+		return ""
+	}
+	name := heartbeat.Namespace + "/" + heartbeat.LeaseName(node)
+	l := cl.leases[heartbeat.LeaseName(node)]
+	if l == nil {
+		r.problem(obj, "kovn-node has never reported (no Lease %s)", name)
+		return ""
+	}
+	if l.Spec.RenewTime == nil {
+		r.problem(obj, "kovn-node has never reported (Lease %s has no renewTime)", name)
+		return ""
+	}
+	dur := heartbeat.Duration
+	if l.Spec.LeaseDurationSeconds != nil {
+		dur = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
+	}
+	renewed := l.Spec.RenewTime.Time
+	age := cfg.Now().Sub(renewed)
+	switch {
+	case age > dur:
+		r.problem(obj, "kovn-node silent for %s (Lease %s last renewed at %s)", age.Round(time.Second), name, renewed.UTC().Format(time.RFC3339))
+		return ""
+	case age < -time.Second: // kovn-node's clock is ahead of this one
+		return fmt.Sprintf("kovn-node renewed %s in the future (clock skew)", (-age).Round(time.Second))
+	case age < 0:
+		age = 0
+	}
+	return fmt.Sprintf("kovn-node renewed %s ago", age.Round(time.Second))
 }

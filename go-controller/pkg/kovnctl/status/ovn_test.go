@@ -85,6 +85,30 @@ func TestStatusAgainstOVN(t *testing.T) {
 		if len(r.Checks) != 7 { // nb, sb, leader, 2 nodes, pods, stale
 			t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
 		}
+		for _, c := range r.Checks {
+			if strings.HasPrefix(c.Object, "node/") && !strings.HasSuffix(c.Message, ", kovn-node renewed 0s ago") {
+				t.Errorf("node line without kovn-node's heartbeat: %s: %s", c.Object, c.Message)
+			}
+		}
+		if len(r.Notes) != 0 {
+			t.Errorf("notes: %q", r.Notes)
+		}
+	})
+
+	t.Run("kovn-node stopped", func(t *testing.T) {
+		// n1's kovn-node stopped two minutes ago; n2's never ran with a
+		// heartbeat. Nothing else shows it: every other check passes.
+		now := time.Now()
+		objs := nodeLeases(kovntest.Objects(), map[string]time.Time{"n1": now.Add(-2 * time.Minute)})
+		cfg := status.DefaultConfig()
+		cfg.Now = func() time.Time { return now }
+		r := snapshot(t, c, objs, cfg)
+		hasProblem(t, r, "node/n1", "kovn-node silent for 2m0s (Lease kovn-system/kovn-node-n1 last renewed at "+
+			now.Add(-2*time.Minute).UTC().Format(time.RFC3339)+")")
+		hasProblem(t, r, "node/n2", "kovn-node has never reported (no Lease kovn-system/kovn-node-n2)")
+		if n := len(r.Problems()); n != 2 {
+			t.Errorf("%d problems: %q", n, problems(r))
+		}
 	})
 
 	t.Run("unplugged pod, unbound and down ports", func(t *testing.T) {
@@ -143,8 +167,11 @@ func TestStatusAgainstOVN(t *testing.T) {
 			return strings.TrimSpace(c.OVN.NBCtl(t, "get", "nb_global", ".", "nb_cfg_timestamp")) != "0"
 		})
 		cfg := status.DefaultConfig()
-		cfg.Now = func() time.Time { return time.Now().Add(time.Minute) }
-		r := snapshot(t, c, kovntest.Objects(), cfg)
+		later := time.Now().Add(time.Minute)
+		cfg.Now = func() time.Time { return later }
+		// kovn-node keeps renewing on both nodes meanwhile.
+		objs := nodeLeases(kovntest.Objects(), map[string]time.Time{"n1": later, "n2": later})
+		r := snapshot(t, c, objs, cfg)
 		hasProblem(t, r, "node/n2", `no chassis in SB (chassis ID "chassis-n2", hostname n2)`)
 		hasProblem(t, r, "node/n1", "chassis chassis-n1 is at nb_cfg 0, NB asked for 3")
 		hasProblem(t, r, "leader", "expired") // a minute later the lease is stale too
@@ -157,6 +184,21 @@ func TestStatusAgainstOVN(t *testing.T) {
 			}
 		}
 	})
+}
+
+// nodeLeases replaces every node's heartbeat Lease by one renewed at
+// renewed[node]; a node not in renewed has none.
+func nodeLeases(objs []runtime.Object, renewed map[string]time.Time) []runtime.Object {
+	var out []runtime.Object
+	for _, o := range objs {
+		if !strings.HasPrefix(kovntest.Name(o), "Lease kovn-system/kovn-node-") {
+			out = append(out, o)
+		}
+	}
+	for node, at := range renewed {
+		out = append(out, kovntest.NodeLease(node, at))
+	}
+	return out
 }
 
 func testWait(t *testing.T, cond func() bool) {

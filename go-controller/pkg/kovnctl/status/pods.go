@@ -36,8 +36,8 @@ func since(p *corev1.Pod) time.Time {
 // its node's chassis and up (installed by ovn-controller, the SB side of
 // ovn-installed). A pod still within the grace period is only counted.
 // Nodes whose chassis is up but whose pods stay unplugged past the grace
-// are reported too: kovn-node keeps no heartbeat of its own, so that is
-// how a stopped kovn-node shows.
+// are reported too: kovn-node may be stopped (its heartbeat, checked with
+// the node, says so) or alive but failing CNI ADD.
 func pods(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) {
 	chassisOf := map[string]string{}
 	for _, n := range cl.nodes {

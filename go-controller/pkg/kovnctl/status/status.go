@@ -1,9 +1,10 @@
 // Package status is `kovnctl status`: one pass over the API, NB and SB
 // that reports, one line per object, whatever keeps kovn from working —
 // no leader, a database out of reach, a node without chassis or gateway,
-// a pod whose port is not installed, rows whose owner is gone. It reads
-// only; every check works from what the components record, since kovnctl
-// may run far from the nodes.
+// a kovn-node whose heartbeat Lease is stale, a pod whose port is not
+// installed, rows whose owner is gone. It reads only; every check works
+// from what the components record, since kovnctl may run far from the
+// nodes.
 package status
 
 import (
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/sbview"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
 )
 
 // Config tunes the checks.
@@ -89,6 +92,10 @@ type cluster struct {
 	namespaces map[string]bool
 	services   map[string]bool
 	policies   map[string]*networkingv1.NetworkPolicy
+	// leases are kovn-node's heartbeat Leases by name (heartbeat.LeaseName);
+	// leaseErr says why they could not be listed.
+	leases   map[string]*coordinationv1.Lease
+	leaseErr error
 	// withChassis are the nodes whose chassis is in SB (filled by the
 	// node checks): only there can an unplugged port blame kovn-node.
 	withChassis map[string]bool
@@ -112,13 +119,22 @@ func Run(ctx context.Context, cfg Config, in Inputs) *Report {
 		r.problem("api", "cannot list the cluster: %v", err)
 		return r
 	}
+	if cl.leaseErr != nil {
+		r.problem("api", "cannot list kovn-node's heartbeat Leases in %s: %v", heartbeat.Namespace, cl.leaseErr)
+	}
 	if in.NB != nil {
 		nodes(r, cfg, cl, in.NB, in.SB)
 		pods(r, cfg, cl, in.NB, in.SB)
 		stale(r, cl, in.NB)
+	} else {
+		// kovn-node's heartbeat needs only the API.
+		for i := range cl.nodes {
+			obj := "node/" + cl.nodes[i].Name
+			if f := nodeHeartbeat(r, cfg, obj, cl.nodes[i].Name, cl); f != "" {
+				r.ok(obj, "%s", f)
+			}
+		}
 	}
-	r.Notes = append(r.Notes, "kovn-node liveness is not observable from here: it keeps no heartbeat; "+
-		"a stopped kovn-node shows only once a new pod on its node stays unplugged (see docs/kovnctl.md)")
 	return r
 }
 
@@ -197,6 +213,17 @@ func list(ctx context.Context, kc kubernetes.Interface) (*cluster, error) {
 	for i := range nps.Items {
 		np := &nps.Items[i]
 		cl.policies[np.Namespace+"/"+np.Name] = np
+	}
+	// One list for every node's heartbeat; without it the other checks
+	// still run.
+	leases, err := kc.CoordinationV1().Leases(heartbeat.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		cl.leaseErr = err
+		return cl, nil
+	}
+	cl.leases = map[string]*coordinationv1.Lease{}
+	for i := range leases.Items {
+		cl.leases[leases.Items[i].Name] = &leases.Items[i]
 	}
 	return cl, nil
 }

@@ -1,6 +1,7 @@
 // Package agent is kovn-node: it configures the host's OVS for OVN, moves
 // the node IP onto br-ex, sets up the management port, publishes the node's
-// gateway for the controller, installs the CNI plugin and serves CNI.
+// gateway for the controller, installs the CNI plugin and serves CNI, and
+// keeps the node's heartbeat Lease (pkg/node/heartbeat) while it serves.
 package agent
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/gateway"
+	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/hostnet"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/ovs"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
@@ -109,6 +111,12 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metr
 		}
 	}
 	go keepHostNetwork(ctx, cfg, o, gw, restore, changes)
+	if cfg.DatapathType == "netdev" {
+		// OVS 3.1's userspace datapath can keep a stale flow after a
+		// policy change (see ovs.FlowPurger).
+		purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond}
+		go purger.Run(ctx)
+	}
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
 		klog.ErrorS(err, "start-up cleanup of pod ports")
 	}
@@ -125,6 +133,15 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metr
 	klog.InfoS("kovn-node ready", "node", cfg.NodeName, "chassis", chassisID, "subnet", subnet, "gateway", gw.IP)
 	m.serving.Store(true)
 	defer m.serving.Store(false)
+	// From here, where /readyz turns ready, until Run returns, the node's
+	// Lease says kovn-node is alive (kovnctl status reads it).
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		heartbeat.New(kc, cfg.NodeName).Run(hbCtx)
+	}()
+	defer func() { stopHeartbeat(); <-hbDone }()
 	return srv.Serve(ctx)
 }
 
@@ -316,23 +333,8 @@ func hideCTZeroSNAT(ctx context.Context, o *ovs.Client) {
 	}
 }
 
-// keepExactFlows keeps megaflows off in the userspace datapath, whose
-// revalidator can otherwise leave a stale allowing flow behind after a
-// NetworkPolicy change (see ovs.ExactFlows). A new ovs-vswitchd gets it
-// within one round of keepHostNetwork.
-func keepExactFlows(ctx context.Context, e *ovs.ExactFlows) {
-	sent, err := e.Ensure(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		klog.ErrorS(err, "disable megaflows in the userspace datapath")
-	case sent:
-		klog.InfoS("disabled megaflows in the userspace datapath (OVS 3.1's dpif-netdev can leave a stale flow after a policy change)")
-	}
-}
-
 // keepHostNetwork keeps the host's routes and br-ex's shared-gateway flows
-// in place, and on the userspace datapath the ct_zero_snat override and
-// exact-match datapath flows. Routes come back the moment the kernel reports a change: it
+// in place, and on the userspace datapath the ct_zero_snat override. Routes come back the moment the kernel reports a change: it
 // drops every route through a device that goes down, which OVS's userspace
 // datapath does to its taps when it reconfigures. Flows are checked every
 // 2 s: ovs-vswitchd forgets them when it restarts, and the patch port to
@@ -340,7 +342,6 @@ func keepExactFlows(ctx context.Context, e *ovs.ExactFlows) {
 func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *hostnet.Gateway, restore func() error, changes <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
-	exact := &ovs.ExactFlows{}
 	flows := func() {
 		patch, err := gateway.PatchPort(ctx, "", "br-ex")
 		if err == nil {
@@ -354,7 +355,6 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *h
 		}
 		if cfg.DatapathType == "netdev" {
 			hideCTZeroSNAT(ctx, o)
-			keepExactFlows(ctx, exact)
 		}
 	}
 	flows()
