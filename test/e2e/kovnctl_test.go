@@ -114,3 +114,50 @@ func TestKovnctlStatus(t *testing.T) {
 		t.Errorf("kovnctl status on a healthy lab exited %d", code)
 	}
 }
+
+// TestKovnctlStatusNodeStopped: with one kovn-node stopped, status names
+// that node (its heartbeat Lease expires 40 s after the last renewal) and
+// exits 1; once it runs again, status is clean.
+func TestKovnctlStatusNodeStopped(t *testing.T) {
+	e := setup(t)
+	requireController(t, e)
+	node := e.lab.NodeNames[len(e.lab.NodeNames)-1]
+	if _, err := e.labCmd(t, nil, "stop", "node:"+node); err != nil {
+		t.Fatal(err)
+	}
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			if _, err := e.labCmd(t, nil, "start", "node:"+node); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer start()
+	var out string
+	var code int
+	want := "node/" + node + ": kovn-node silent"
+	err := poll(90*time.Second, func() error {
+		out, code = e.kovnctl(t, "status")
+		if code != 1 || !strings.Contains(out, want) {
+			return fmt.Errorf("exit %d, no %q yet", code, want)
+		}
+		return nil
+	})
+	t.Logf("kovnctl status with kovn-node on %s stopped:\n%s", node, out)
+	if err != nil {
+		t.Errorf("status never reported the stopped kovn-node: %v", err)
+	}
+	start()
+	err = poll(60*time.Second, func() error {
+		out, code = e.kovnctl(t, "status")
+		if code != 0 {
+			return fmt.Errorf("exit %d", code)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("status not clean after kovn-node on %s came back:\n%s", node, out)
+	}
+}
