@@ -7,7 +7,7 @@ KOVN_LAB  := $(BIN)/kovn-lab
 export KOVN_CACHE     ?= /var/cache/kovn
 export KOVN_LAB_STATE ?= /var/lib/kovn-lab
 
-.PHONY: all build deps lab lab-down test test-unit test-e2e generate bench clean
+.PHONY: all build deps lab lab-down test test-unit test-e2e generate bench fuzz clean
 
 all: build
 
@@ -32,7 +32,7 @@ lab-down: build
 
 # Unit and integration tests (real ovsdb-server and ovn-northd), then the
 # end-to-end suite in a lab.
-test: deps test-unit test-e2e
+test: deps test-unit test-e2e fuzz
 
 test-unit:
 	KOVN_REQUIRE_OVN=1 $(GO) test -count=1 ./go-controller/...
@@ -41,6 +41,12 @@ test-unit:
 # brings one up, runs the suite and takes it down, checking nothing is left.
 test-e2e: build
 	./test/e2e/run.sh
+
+# Every fuzz target for FUZZTIME each (docs/fuzzing.md); non-zero on a
+# failing input. The seed corpora also run as plain tests in test-unit.
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./test/fuzz/run.sh
 
 generate:
 	$(GO) generate ./go-controller/pkg/ovsdb/...

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
 // DefaultClientTimeout is the plugin's own deadline: longer than the
@@ -68,7 +69,29 @@ func Forward(socketPath string, args *skel.CmdArgs, command string, timeout time
 	if resp.Error == nil && command == CommandAdd && resp.Result == nil {
 		return nil, types.NewError(types.ErrInternal, "kovn-node answered ADD without a result", "")
 	}
+	if resp.Result != nil {
+		if err := checkResult(resp.Result); err != nil {
+			return nil, types.NewError(types.ErrInternal, "kovn-node answered with a result the runtime could not read", err.Error())
+		}
+	}
 	return resp, nil
+}
+
+// checkResult rejects a result the plugin could not hand on: one claiming a
+// version types100.Result does not implement (converting it panics), or
+// one that does not read back once printed (an IP or route without an
+// address prints as "<nil>").
+func checkResult(r *types100.Result) error {
+	c := *r
+	if c.CNIVersion == "" {
+		c.CNIVersion = types100.ImplementedSpecVersion // as GetAsVersion assumes
+	}
+	data, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	_, err = types100.NewResult(data)
+	return err
 }
 
 // transportError says why no answer came, in terms an operator reading

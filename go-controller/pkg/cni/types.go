@@ -131,8 +131,8 @@ func parseCNIArgs(args string) map[string]string {
 	out := map[string]string{}
 	for _, pair := range strings.Split(args, ";") {
 		k, v, ok := strings.Cut(pair, "=")
-		if ok && k != "" {
-			out[strings.TrimSpace(k)] = v
+		if k = strings.TrimSpace(k); ok && k != "" {
+			out[k] = v
 		}
 	}
 	return out

@@ -51,16 +51,24 @@ func ParsePodNetwork(s string) (*PodNetwork, error) {
 		return nil, fmt.Errorf("%s has no ips", PodNetworkAnnotation)
 	}
 	for _, ip := range p.IPs {
-		if _, err := netip.ParsePrefix(ip); err != nil {
+		pfx, err := netip.ParsePrefix(ip)
+		if err != nil {
 			return nil, fmt.Errorf("%s: ip %q: %w", PodNetworkAnnotation, ip, err)
+		}
+		if pfx.Addr().Is4In6() { // neither family: kovn-node would plumb it as IPv6
+			return nil, fmt.Errorf("%s: ip %q is an IPv4-mapped IPv6 address", PodNetworkAnnotation, ip)
 		}
 	}
 	if _, err := net.ParseMAC(p.MAC); err != nil {
 		return nil, fmt.Errorf("%s: mac %q: %w", PodNetworkAnnotation, p.MAC, err)
 	}
 	for _, gw := range p.Gateway {
-		if _, err := netip.ParseAddr(gw); err != nil {
+		a, err := netip.ParseAddr(gw)
+		if err != nil {
 			return nil, fmt.Errorf("%s: gateway %q: %w", PodNetworkAnnotation, gw, err)
+		}
+		if a.Is4In6() {
+			return nil, fmt.Errorf("%s: gateway %q is an IPv4-mapped IPv6 address", PodNetworkAnnotation, gw)
 		}
 	}
 	if p.MTU < 576 || p.MTU > 65535 {

@@ -7,6 +7,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -47,6 +48,9 @@ func ParseLogging(s string) (Logging, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
 		return Logging{}, fmt.Errorf("%s: want JSON like {\"deny\":\"alert\",\"allow\":\"notice\"}: %v", ACLLoggingAnnotation, err)
+	}
+	if _, err := dec.Token(); err != io.EOF { // Decode stops after the first value
+		return Logging{}, fmt.Errorf("%s: want one JSON object like {\"deny\":\"alert\",\"allow\":\"notice\"}, found more after it", ACLLoggingAnnotation)
 	}
 	for _, sev := range []string{l.Deny, l.Allow} {
 		switch sev {
