@@ -265,6 +265,19 @@ func (c *Controller) syncPod(ctx context.Context, key string) error {
 
 // podInfo reads what policies need of a pod, its port from the NB cache.
 func (c *Controller) podInfo(pod *corev1.Pod) *podInfo {
+	p := podInfoOf(pod)
+	if onNetwork(pod) {
+		lsp, err := nbops.GetSwitchPort(c.nb, own.PodPort(pod.Namespace, pod.Name))
+		if err == nil && lsp.ExternalIDs[own.PodUIDKey] == string(pod.UID) {
+			p.lsp = lsp.UUID
+		}
+	}
+	return p
+}
+
+// podInfoOf is what the pod object alone says: labels, named ports and,
+// for a pod that holds an address on kovn's network, its IPv4 address.
+func podInfoOf(pod *corev1.Pod) *podInfo {
 	p := &podInfo{key: pod.Namespace + "/" + pod.Name, ns: pod.Namespace, labels: labels.Set(maps.Clone(pod.Labels))}
 	for _, ctr := range pod.Spec.Containers {
 		for _, cp := range ctr.Ports {
@@ -281,15 +294,15 @@ func (c *Controller) podInfo(pod *corev1.Pod) *podInfo {
 			p.ports[portName{cp.Name, proto}] = cp.ContainerPort
 		}
 	}
-	if pod.Spec.HostNetwork || pod.Spec.NodeName == "" || terminal(pod) {
-		return p
-	}
-	p.ip = podIPv4(pod)
-	lsp, err := nbops.GetSwitchPort(c.nb, own.PodPort(pod.Namespace, pod.Name))
-	if err == nil && lsp.ExternalIDs[own.PodUIDKey] == string(pod.UID) {
-		p.lsp = lsp.UUID
+	if onNetwork(pod) {
+		p.ip = podIPv4(pod)
 	}
 	return p
+}
+
+// onNetwork: the pod holds (or is about to hold) a port on kovn's network.
+func onNetwork(pod *corev1.Pod) bool {
+	return !pod.Spec.HostNetwork && pod.Spec.NodeName != "" && !terminal(pod)
 }
 
 // terminal pods keep their object but not their address, which another

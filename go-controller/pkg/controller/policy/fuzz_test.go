@@ -28,7 +28,6 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -40,7 +39,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -199,33 +197,11 @@ func (sc *scenario) pod(key string, args []string) {
 			pod.Status.Phase = corev1.PodSucceeded
 		}
 	}
-	sc.x.setPod(ns+"/"+name, ns, podInfoOf(pod, "lsp-"+ns+"-"+name))
-}
-
-// podInfoOf is Controller.podInfo without the NB lookup.
-func podInfoOf(pod *corev1.Pod, lsp string) *podInfo {
-	p := &podInfo{key: pod.Namespace + "/" + pod.Name, ns: pod.Namespace, labels: labels.Set(maps.Clone(pod.Labels))}
-	for _, ctr := range pod.Spec.Containers {
-		for _, cp := range ctr.Ports {
-			if cp.Name == "" {
-				continue
-			}
-			proto := cp.Protocol
-			if proto == "" {
-				proto = corev1.ProtocolTCP
-			}
-			if p.ports == nil {
-				p.ports = map[portName]int32{}
-			}
-			p.ports[portName{cp.Name, proto}] = cp.ContainerPort
-		}
+	info := podInfoOf(pod)
+	if onNetwork(pod) {
+		info.lsp = "lsp-" + ns + "-" + name
 	}
-	if pod.Spec.HostNetwork || pod.Spec.NodeName == "" || terminal(pod) {
-		return p
-	}
-	p.ip = podIPv4(pod)
-	p.lsp = lsp
-	return p
+	sc.x.setPod(ns+"/"+name, ns, info)
 }
 
 func (sc *scenario) del(kind, key string) {
