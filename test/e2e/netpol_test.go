@@ -99,6 +99,7 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 	requireController(t, e)
 	requireKovnCNI(t, e)
 	began := time.Now()
+	purgesBefore := changePurges(t, e)
 	s := newNPSuite(t, e)
 	for _, p := range s.pods {
 		t.Logf("pod %s: %s on %s", s.display(p.Namespace, p.Name), p.Status.PodIP, p.Spec.NodeName)
@@ -158,6 +159,14 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 	}
 	s.reset(t)
 	t.Logf("%d cases in %.0fs:\n%s", len(cases), time.Since(began).Seconds(), strings.Join(report, "\n"))
+	// Every node's flow purge after OpenFlow changes (docs/node.md) must
+	// have run: once its monitor silently reported nothing, and only the
+	// periodic purge was left.
+	for node, after := range changePurges(t, e) {
+		if before, ok := purgesBefore[node]; ok && after <= before {
+			t.Errorf("%s: kovn_node_datapath_flow_purges_total{reason=\"change\"} stayed at %v through the suite's policy changes", node, after)
+		}
+	}
 }
 
 func (s *npSuite) ns(short string) string { return s.real[short] }
@@ -677,4 +686,36 @@ func (s *npSuite) dumpState(t *testing.T) {
 		}
 		t.Logf("%s conntrack, ports 80/81 (%v):\n%s", node, err, strings.Join(keep, "\n"))
 	}
+}
+
+// changePurges reads each node's count of purges after OpenFlow changes;
+// a node without the metric (kernel datapath) is left out.
+func changePurges(t *testing.T, e *env) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, node := range e.lab.NodeNames {
+		_, page, err := nodeGet(node, "/metrics")
+		if err != nil {
+			t.Errorf("%s: scrape kovn-node: %v", node, err)
+			continue
+		}
+		var sum float64
+		found := false
+		for _, line := range strings.Split(page, "\n") {
+			rest, ok := strings.CutPrefix(line, "kovn_node_datapath_flow_purges_total{")
+			if !ok || !strings.Contains(rest, `reason="change"`) {
+				continue
+			}
+			if _, v, ok := strings.Cut(rest, "} "); ok {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					sum += f
+					found = true
+				}
+			}
+		}
+		if found {
+			out[node] = sum
+		}
+	}
+	return out
 }

@@ -37,6 +37,9 @@ type Node struct {
 	AnnotationTimeout time.Duration
 	InstallTimeout    time.Duration
 	MetricsAddr       string
+	// FlowPurgeInterval bounds the life of a stale userspace-datapath flow
+	// (netdev only; see ovs.FlowPurger); 0 purges only after changes.
+	FlowPurgeInterval time.Duration
 }
 
 // NodeFlags are the flags of kovn-node (also settable in --config).
@@ -63,6 +66,7 @@ func NodeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-socket", Value: "/run/kovn/cni.sock"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "annotation-timeout", Value: 30 * time.Second, Usage: "how long CNI ADD waits for the controller's pod annotation"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "datapath-flow-purge-interval", Value: 10 * time.Second, Usage: "netdev only: also purge the datapath's flow cache this often, bounding how long a stale flow of OVS 3.1's userspace datapath lives (0: only after OpenFlow changes)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478", Usage: "serves /metrics, /healthz and /readyz"}),
 	}
 	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
@@ -78,7 +82,7 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 		MTU: c.Int("mtu"), CNIBinDir: c.String("cni-bin-dir"), CNIConfDir: c.String("cni-conf-dir"),
 		CNIPlugin: c.String("cni-plugin"), SocketPath: c.String("cni-socket"),
 		AnnotationTimeout: c.Duration("annotation-timeout"), InstallTimeout: c.Duration("install-timeout"),
-		MetricsAddr: c.String("metrics-address"),
+		MetricsAddr: c.String("metrics-address"), FlowPurgeInterval: c.Duration("datapath-flow-purge-interval"),
 	}
 	var err error
 	if cfg.ClusterCIDRs, err = parsePrefixes("cluster-cidr", c.StringSlice("cluster-cidr")); err != nil {
@@ -95,6 +99,9 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 	}
 	if cfg.DatapathType != "system" && cfg.DatapathType != "netdev" {
 		return nil, fmt.Errorf("--datapath-type must be system or netdev")
+	}
+	if cfg.FlowPurgeInterval < 0 {
+		return nil, fmt.Errorf("--datapath-flow-purge-interval must not be negative")
 	}
 	if cfg.EncapIP != "" {
 		if _, err := netip.ParseAddr(cfg.EncapIP); err != nil {

@@ -114,7 +114,8 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metr
 	if cfg.DatapathType == "netdev" {
 		// OVS 3.1's userspace datapath can keep a stale flow after a
 		// policy change (see ovs.FlowPurger).
-		purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond}
+		purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond,
+			Every: cfg.FlowPurgeInterval, Purged: m.flowPurged}
 		go purger.Run(ctx)
 	}
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {

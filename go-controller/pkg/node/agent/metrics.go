@@ -19,6 +19,7 @@ type Metrics struct {
 	cni       *cni.Metrics
 	addPhases *prometheus.HistogramVec
 	delPhases *prometheus.HistogramVec
+	purges    *prometheus.CounterVec
 
 	// Set by Run: the OVS client once connected, and whether the CNI
 	// server is listening with its configuration installed.
@@ -48,12 +49,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "CNI DEL split into deleting the OVS port and deleting the veth",
 			Buckets: buckets,
 		}, []string{"phase"}),
+		purges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kovn_node_datapath_flow_purges_total",
+			Help: "purges of the userspace datapath's flow cache (netdev only), by reason (change, periodic) and result (ok, error)",
+		}, []string{"reason", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.addPhases, m.delPhases, &portsCollector{m: m, desc: prometheus.NewDesc(
+		reg.MustRegister(m.addPhases, m.delPhases, m.purges, &portsCollector{m: m, desc: prometheus.NewDesc(
 			"kovn_node_pod_ports", "pod ports on br-int, by state (installed, pending, error)", []string{"state"}, nil)})
 	}
 	return m
+}
+
+// flowPurged counts one purge of ovs.FlowPurger.
+func (m *Metrics) flowPurged(reason string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.purges.WithLabelValues(reason, result).Inc()
 }
 
 // Ready tells whether the agent can plug pods: it is connected to the

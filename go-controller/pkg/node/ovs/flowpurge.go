@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ import (
 // by id, so it is not affected; afterwards every flow is translated again
 // from the current tables.
 //
+// Every adds a purge at a fixed interval whatever happened, so that a
+// stale flow from a cause the monitor does not see lives at most that long.
+//
 // Disabling megaflows also avoids the overlap, but multiplied upcalls by
 // about 70 under the policy suite's traffic and starved ovs-vswitchd; a
 // purge costs one upcall per active megaflow, once per burst of changes.
@@ -38,13 +42,16 @@ type FlowPurger struct {
 	// Quiet is how long the OpenFlow table must stay unchanged before the
 	// purge; MaxDelay bounds the wait during a long burst.
 	Quiet, MaxDelay time.Duration
+	// Every, if positive, is the longest time between two purges.
+	Every time.Duration
 	// Monitor streams one line per OpenFlow change (default: ovs-ofctl
 	// monitor); Purge empties the datapath flow cache (default: ovs-appctl
 	// revalidator/purge).
 	Monitor func(ctx context.Context, bridge string) (io.ReadCloser, func() error, error)
 	Purge   func(ctx context.Context) error
-	// Purged, if set, is told after each purge (for tests and logs).
-	Purged func()
+	// Purged, if set, is told after each purge (for tests and metrics):
+	// why ("change" or "periodic") and the purge's error.
+	Purged func(reason string, err error)
 }
 
 // Run watches and purges until ctx ends, restarting the monitor (for
@@ -55,6 +62,24 @@ func (p *FlowPurger) Run(ctx context.Context) {
 	var timer *time.Timer
 	var fire <-chan time.Time
 	var first time.Time
+	var periodic <-chan time.Time
+	if p.Every > 0 {
+		t := time.NewTicker(p.Every)
+		defer t.Stop()
+		periodic = t.C
+	}
+	purge := func(reason string) {
+		err := p.purge(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			klog.ErrorS(err, "purge the userspace datapath's flows", "bridge", p.Bridge, "reason", reason)
+		}
+		if p.Purged != nil {
+			p.Purged(reason, err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -62,6 +87,8 @@ func (p *FlowPurger) Run(ctx context.Context) {
 				timer.Stop()
 			}
 			return
+		case <-periodic:
+			purge("periodic")
 		case <-changes:
 			now := time.Now()
 			if first.IsZero() {
@@ -84,13 +111,7 @@ func (p *FlowPurger) Run(ctx context.Context) {
 			fire = timer.C
 		case <-fire:
 			fire, first = nil, time.Time{}
-			if err := p.purge(ctx); err != nil && ctx.Err() == nil {
-				klog.ErrorS(err, "purge the userspace datapath's flows after an OpenFlow change", "bridge", p.Bridge)
-				continue
-			}
-			if p.Purged != nil {
-				p.Purged()
-			}
+			purge("change")
 		}
 	}
 }
@@ -145,15 +166,22 @@ func (p *FlowPurger) purge(ctx context.Context) error {
 }
 
 // ofctlMonitor streams br-int's flow changes without the initial table
-// and without actions (only the fact of a change matters).
+// and without actions (only the fact of a change matters). stderr shares
+// stdout's pipe: with stderr on /dev/null (exec's default), OVS 3.1's
+// ovs-ofctl monitor printed its first reply and then no flow event at all,
+// which silently turned the purge after changes off.
 func ofctlMonitor(ctx context.Context, bridge string) (io.ReadCloser, func() error, error) {
-	cmd := exec.CommandContext(ctx, "ovs-ofctl", "monitor", bridge, "watch:!initial,!actions")
-	out, err := cmd.StdoutPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd := exec.CommandContext(ctx, "ovs-ofctl", "monitor", bridge, "watch:!initial,!actions")
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close() // the child holds its own copy
+	if err != nil {
+		r.Close()
 		return nil, nil, fmt.Errorf("ovs-ofctl monitor %s: %w", bridge, err)
 	}
-	return out, cmd.Wait, nil
+	return r, cmd.Wait, nil
 }

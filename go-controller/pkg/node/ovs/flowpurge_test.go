@@ -26,7 +26,12 @@ func TestFlowPurgerBursts(t *testing.T) {
 			return r, func() error { return nil }, nil
 		},
 		Purge:  func(context.Context) error { purges.Add(1); return nil },
-		Purged: func() { purged <- struct{}{} },
+		Purged: func(reason string, err error) {
+			if reason != "change" || err != nil {
+				t.Errorf("purge for %q (err %v), want only purges after changes", reason, err)
+			}
+			purged <- struct{}{}
+		},
 	}
 	go p.Run(ctx)
 	w := <-monitors
@@ -100,5 +105,32 @@ func TestFlowPurgerBursts(t *testing.T) {
 	waitPurge("restarted monitor", 2*time.Second)
 	if !strings.HasPrefix(p.Bridge, "br-") || purges.Load() < 4 {
 		t.Errorf("purges %d, want at least 4", purges.Load())
+	}
+}
+
+// TestFlowPurgerPeriodic: with Every set and no change at all after the
+// monitor's start, purges still come about every Every.
+func TestFlowPurgerPeriodic(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reasons := make(chan string, 64)
+	p := &FlowPurger{
+		Bridge: "br-int", Quiet: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, Every: 40 * time.Millisecond,
+		Monitor: func(ctx context.Context, bridge string) (io.ReadCloser, func() error, error) {
+			r, _ := io.Pipe()
+			return r, func() error { return nil }, nil
+		},
+		Purge:  func(context.Context) error { return nil },
+		Purged: func(reason string, err error) { reasons <- reason },
+	}
+	go p.Run(ctx)
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	n := map[string]int{}
+	for len(reasons) > 0 {
+		n[<-reasons]++
+	}
+	if n["change"] != 1 || n["periodic"] < 3 {
+		t.Errorf("purges by reason %v, want 1 after the monitor started and at least 3 periodic ones in 300 ms", n)
 	}
 }
