@@ -42,6 +42,9 @@ run() {
 }
 
 run smoke pods --nodes 5 --pods 100
+# Real pods on node1 and node2: a deny policy's time to refuse probes and
+# its deletion's to let them through. It removes its namespace itself.
+run enforce enforce
 for i in $(seq "$repeat"); do
   # W1 exactly: 3 nodes of 334 pods. It needs node subnets of /23 or
   # larger; kovn-bench refuses early when the controller's are smaller.

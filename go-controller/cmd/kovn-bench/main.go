@@ -35,7 +35,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/kovn-lab", EnvVars: []string{"KOVN_LAB_STATE"}, Usage: "the lab to run against"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "longest wait for any one step"},
 		},
-		Commands: []*cli.Command{podsCommand(), baselineCommand(), servicesCommand(), policiesCommand(), restartCommand(), cleanupCommand(), mergeCommand()},
+		Commands: []*cli.Command{podsCommand(), baselineCommand(), servicesCommand(), policiesCommand(), restartCommand(), enforceCommand(), cleanupCommand(), mergeCommand()},
 	}
 }
 
@@ -198,7 +198,8 @@ func policiesCommand() *cli.Command {
 }
 
 // single runs a scenario that works on what is there (the layers on a
-// kept pods run, restart, cleanup) and reports it.
+// kept pods run, restart, cleanup) or brings and removes its own
+// (enforce), and reports it.
 func single(c *cli.Context, scenario string, run func(*bench.Report, *lab.Lab, *kubernetes.Clientset) error) error {
 	l, cs, err := connect(c)
 	if err != nil {
@@ -224,6 +225,40 @@ func restartCommand() *cli.Command {
 			return single(c, "restart", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
 				res, err := bench.RunRestart(c.Context, l, cs, bench.RestartOptions{Signal: sig, Timeout: c.Duration("timeout")})
 				r.Restart = res
+				return err
+			})
+		},
+	}
+}
+
+func enforceCommand() *cli.Command {
+	d := bench.DefaultEnforce()
+	return &cli.Command{
+		Name:  "enforce",
+		Usage: "policy enforcement with real pods: deny NetworkPolicy created → first refused probe, deleted → first answered probe",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "rounds", Value: d.Rounds, Usage: "policy create/delete rounds"},
+			&cli.DurationFlag{Name: "interval", Value: d.Interval, Usage: "each client starts a TCP probe this often"},
+			&cli.DurationFlag{Name: "probe-timeout", Value: d.ProbeTimeout, Usage: "a probe not answered within this counts as refused"},
+			&cli.DurationFlag{Name: "settle", Value: d.Settle, Usage: "how long the new state must hold before it counts"},
+			&cli.StringFlag{Name: "server-node", Value: d.ServerNode, Usage: "lab node of the server pod"},
+			&cli.StringFlag{Name: "same-node", Value: d.SameNodeClient, Usage: "lab node of client-same (the server's; defaults to --server-node)"},
+			&cli.StringFlag{Name: "other-node", Value: d.OtherNodeClient, Usage: "lab node of client-other (not the server's)"},
+			outFlag("_output/bench/enforce.json"),
+		},
+		Action: func(c *cli.Context) error {
+			o := bench.EnforceOptions{Rounds: c.Int("rounds"), Interval: c.Duration("interval"), ProbeTimeout: c.Duration("probe-timeout"),
+				Settle: c.Duration("settle"), Timeout: c.Duration("timeout"),
+				ServerNode: c.String("server-node"), SameNodeClient: c.String("same-node"), OtherNodeClient: c.String("other-node")}
+			if !c.IsSet("same-node") {
+				o.SameNodeClient = o.ServerNode
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return single(c, "enforce", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
+				res, err := bench.RunEnforce(c.Context, l, cs, o)
+				r.Enforce = res
 				return err
 			})
 		},

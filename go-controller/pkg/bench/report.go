@@ -22,6 +22,7 @@ type Report struct {
 	Services *ServicesResult `json:"services,omitempty"`
 	Policies *PoliciesResult `json:"policies,omitempty"`
 	Restart  *RestartResult  `json:"restart,omitempty"`
+	Enforce  *EnforceResult  `json:"enforce,omitempty"`
 	Cleanup  *CleanupResult  `json:"cleanup,omitempty"`
 	Error    string          `json:"error,omitempty"`
 }
@@ -133,6 +134,9 @@ func (r *Report) PrintTable(w io.Writer) {
 	}
 	if r.Restart != nil {
 		rows = append(rows, r.Restart.rows()...)
+	}
+	if r.Enforce != nil {
+		rows = append(rows, r.Enforce.rows()...)
 	}
 	if r.Cleanup != nil {
 		rows = append(rows, r.Cleanup.rows()...)

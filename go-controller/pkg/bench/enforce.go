@@ -1,0 +1,476 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab"
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/probe"
+)
+
+// EnforceNamespace holds the enforce scenario's pods. It carries
+// BenchLabel so that kovn-bench cleanup removes it after a crashed run.
+const EnforceNamespace = "bench-enforce"
+
+// EnforceOptions configure an enforce run.
+type EnforceOptions struct {
+	Rounds int
+	// Interval bounds the resolution: a new probe starts this often,
+	// whether or not the earlier ones have finished.
+	Interval, ProbeTimeout time.Duration
+	// Settle is how long the new state must hold before its first probe
+	// counts, so that a state that comes and goes is not taken for it.
+	Settle  time.Duration
+	Timeout time.Duration // per step
+
+	ServerNode, SameNodeClient, OtherNodeClient string
+}
+
+// DefaultEnforce is the run of docs/benchmarks.md.
+func DefaultEnforce() EnforceOptions {
+	return EnforceOptions{Rounds: 10, Interval: 10 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
+		Settle: time.Second, Timeout: 5 * time.Minute, ServerNode: "node1", SameNodeClient: "node1", OtherNodeClient: "node2"}
+}
+
+// Validate rejects options whose figures would be mislabelled or empty.
+func (o EnforceOptions) Validate() error {
+	switch {
+	case o.Rounds < 1:
+		return fmt.Errorf("--rounds must be positive, got %d", o.Rounds)
+	case o.Interval <= 0 || o.ProbeTimeout <= 0 || o.Settle <= 0 || o.Timeout <= 0:
+		return fmt.Errorf("--interval, --probe-timeout, --settle and --timeout must be positive")
+	case o.SameNodeClient != o.ServerNode:
+		return fmt.Errorf("--same-node %q is not the server's node %q", o.SameNodeClient, o.ServerNode)
+	case o.OtherNodeClient == o.ServerNode:
+		return fmt.Errorf("--other-node %q is the server's node", o.OtherNodeClient)
+	}
+	return nil
+}
+
+// EnforceResult holds an enforce run's figures, per kind of client.
+type EnforceResult struct {
+	Rounds         int             `json:"rounds"` // asked for
+	ServerNode     string          `json:"serverNode"`
+	IntervalMs     float64         `json:"intervalMs"`
+	ProbeTimeoutMs float64         `json:"probeTimeoutMs"`
+	SettleMs       float64         `json:"settleMs"`
+	Clients        []EnforceClient `json:"clients"`
+}
+
+// EnforceClient is one client's figures over the rounds.
+type EnforceClient struct {
+	Kind    string `json:"kind"` // "same-node" or "other-node"
+	Node    string `json:"node"`
+	Rounds  int    `json:"rounds"`  // completed: both steps steady
+	Deny    Dist   `json:"deny"`    // policy create sent → first refused probe
+	Restore Dist   `json:"restore"` // policy delete sent → first answered probe
+	Flaps   int    `json:"flaps"`   // a new state seen, then the old one again
+}
+
+func (r *EnforceResult) rows() []row {
+	rows := []row{{"enforce", fmt.Sprintf("%d rounds: deny-all ingress policy on %s/server (%s); TCP probes to :80 every %.0f ms (timeout %.0f ms); new state steady for %.0f ms",
+		r.Rounds, EnforceNamespace, r.ServerNode, r.IntervalMs, r.ProbeTimeoutMs, r.SettleMs)}}
+	for _, c := range r.Clients {
+		if c.Deny.N == 0 {
+			continue
+		}
+		k := "enforce " + c.Kind
+		rows = append(rows,
+			row{k + ": deny policy → first refused probe", c.Deny.String()},
+			row{k + ": policy deleted → first answered probe", c.Restore.String()},
+			row{k + ": rounds / flaps", fmt.Sprintf("%d / %d (client on %s)", c.Rounds, c.Flaps, c.Node)})
+	}
+	return rows
+}
+
+// probeRecord is one probe; Answered means something only once Done.
+type probeRecord struct {
+	Start          time.Time
+	Done, Answered bool
+}
+
+// settleLatency finds, among the probes begun at or after t0, the first
+// whose outcome is want and after which every probe begun within settle
+// had that outcome too; it returns how long after t0 that probe began.
+// A probe of the other outcome after a candidate is a flap, and the search
+// goes on after it. ok is false until a probe begun after the window
+// shows the window is over, and while a probe up to there is still
+// running, since its outcome could still break the window.
+func settleLatency(recs []probeRecord, t0 time.Time, want bool, settle time.Duration) (latency time.Duration, flaps int, ok bool) {
+	s := slices.Clone(recs)
+	slices.SortStableFunc(s, func(a, b probeRecord) int { return a.Start.Compare(b.Start) })
+	cand := -1
+	for i, r := range s {
+		if r.Start.Before(t0) {
+			continue
+		}
+		if cand >= 0 && r.Start.Sub(s[cand].Start) > settle {
+			return s[cand].Start.Sub(t0), flaps, true
+		}
+		switch {
+		case !r.Done:
+			return 0, flaps, false
+		case r.Answered != want:
+			if cand >= 0 {
+				flaps++
+				cand = -1
+			}
+		case cand < 0:
+			cand = i
+		}
+	}
+	return 0, flaps, false
+}
+
+// enforceClient is a pod probes start from.
+type enforceClient struct{ kind, pod, node, netns string }
+
+// prober starts a TCP probe from a client every interval, each on its own
+// goroutine so that a dropped one does not delay the next.
+type prober struct {
+	c       enforceClient
+	addr    string
+	timeout time.Duration
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	recs    []probeRecord
+	err     error // entering the netns failed: no outcome at all
+}
+
+func startProber(ctx context.Context, c enforceClient, addr string, interval, timeout time.Duration) *prober {
+	p := &prober{c: c, addr: addr, timeout: timeout}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			p.wg.Add(1)
+			go p.one(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return p
+}
+
+func (p *prober) one(ctx context.Context) {
+	defer p.wg.Done()
+	err := ns.WithNetNSPath(p.c.netns, func(ns.NetNS) error {
+		// Stamped and appended under one lock, the records stay in start
+		// order: a record not yet there began after all that are.
+		p.mu.Lock()
+		i := len(p.recs)
+		p.recs = append(p.recs, probeRecord{Start: time.Now()})
+		p.mu.Unlock()
+		_, _, perr := probe.Probe(ctx, "tcp", p.addr, p.timeout)
+		p.mu.Lock()
+		p.recs[i].Done, p.recs[i].Answered = true, perr == nil
+		p.mu.Unlock()
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		p.mu.Lock()
+		p.err = cmp.Or(p.err, fmt.Errorf("%s: enter netns: %w", p.c.pod, err))
+		p.mu.Unlock()
+	}
+}
+
+func (p *prober) snapshot() ([]probeRecord, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.recs), p.err
+}
+
+// seen says what p's probes since t showed, for a step that never settled.
+func (p *prober) seen(t time.Time, flaps int) string {
+	recs, _ := p.snapshot()
+	var answered, refused, running int
+	for _, r := range recs {
+		switch {
+		case r.Start.Before(t):
+		case !r.Done:
+			running++
+		case r.Answered:
+			answered++
+		default:
+			refused++
+		}
+	}
+	return fmt.Sprintf("%s (%s): %d answered, %d not, %d running, %d flaps", p.c.pod, p.c.kind, answered, refused, running, flaps)
+}
+
+// steady waits until every prober has settled on want after t.
+func steady(ctx context.Context, o EnforceOptions, ps []*prober, t time.Time, want bool, what string) ([]time.Duration, []int, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	lat, flaps, ok := make([]time.Duration, len(ps)), make([]int, len(ps)), make([]bool, len(ps))
+	for {
+		for i, p := range ps {
+			recs, err := p.snapshot()
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok[i] {
+				lat[i], flaps[i], ok[i] = settleLatency(recs, t, want, o.Settle)
+			}
+		}
+		if !slices.Contains(ok, false) {
+			return lat, flaps, nil
+		}
+		select {
+		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, nil, ctx.Err()
+			}
+			var msgs []string
+			for i, p := range ps {
+				if !ok[i] {
+					msgs = append(msgs, p.seen(t, flaps[i]))
+				}
+			}
+			return nil, nil, fmt.Errorf("%s: not steady for %v within %v: %s", what, o.Settle, o.Timeout, strings.Join(msgs, "; "))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// enforceRound creates the deny policy and deletes it, probing throughout.
+func enforceRound(ctx context.Context, cs kubernetes.Interface, o EnforceOptions, clients []enforceClient, addr string) (deny, restore []time.Duration, flaps []int, err error) {
+	pctx, stop := context.WithCancel(ctx)
+	ps := make([]*prober, len(clients))
+	for i, c := range clients {
+		ps[i] = startProber(pctx, c, addr, o.Interval, o.ProbeTimeout)
+	}
+	defer func() {
+		stop()
+		for _, p := range ps {
+			p.wg.Wait()
+		}
+	}()
+	api := cs.NetworkingV1().NetworkPolicies(EnforceNamespace)
+	t0 := time.Now()
+	if _, err := api.Create(ctx, denyPolicy(), metav1.CreateOptions{}); err != nil {
+		return nil, nil, nil, fmt.Errorf("create policy: %w", err)
+	}
+	deny, f1, err := steady(ctx, o, ps, t0, false, "deny policy")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t1 := time.Now()
+	if err := api.Delete(ctx, denyPolicy().Name, metav1.DeleteOptions{}); err != nil {
+		return deny, nil, f1, fmt.Errorf("delete policy: %w", err)
+	}
+	restore, f2, err := steady(ctx, o, ps, t1, true, "policy deleted")
+	if err != nil {
+		return deny, nil, f1, err
+	}
+	for i := range f1 {
+		f1[i] += f2[i]
+	}
+	return deny, restore, f1, nil
+}
+
+func denyPolicy() *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: EnforceNamespace, Name: "deny", Labels: map[string]string{BenchLabel: "true"}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "server"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
+	}
+}
+
+// RunEnforce measures, with real pods on lab nodes, how long a deny-all
+// NetworkPolicy takes to refuse new connections and its deletion to let
+// them through again, as clients on the server's node and on another see
+// it. It deletes its namespace at the end, also after a failure.
+func RunEnforce(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o EnforceOptions) (res *EnforceResult, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	for _, n := range []string{o.ServerNode, o.OtherNodeClient} {
+		if !l.HasNode(n) {
+			return nil, fmt.Errorf("no lab node %q (nodes: %s)", n, strings.Join(l.NodeNames, ", "))
+		}
+	}
+	image := l.Images["test-server"]
+	if image == "" {
+		return nil, fmt.Errorf("the lab has no test-server image")
+	}
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: EnforceNamespace, Labels: map[string]string{BenchLabel: "true"}}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("namespace %s exists (an earlier run?): kovn-bench cleanup removes it", EnforceNamespace)
+		}
+		return nil, err
+	}
+	defer func() {
+		// Even when interrupted: the lab is shared.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
+		defer cancel()
+		if derr := deleteNamespace(dctx, cs, EnforceNamespace); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete namespace %s: %w", EnforceNamespace, derr))
+		}
+	}()
+	res = &EnforceResult{Rounds: o.Rounds, ServerNode: o.ServerNode, IntervalMs: ms(o.Interval), ProbeTimeoutMs: ms(o.ProbeTimeout), SettleMs: ms(o.Settle)}
+	clients := []enforceClient{{kind: "same-node", pod: "client-same", node: o.SameNodeClient}, {kind: "other-node", pod: "client-other", node: o.OtherNodeClient}}
+	pods := []*corev1.Pod{enforcePod("server", o.ServerNode, image)}
+	for _, c := range clients {
+		pods = append(pods, enforcePod(c.pod, c.node, image))
+		res.Clients = append(res.Clients, EnforceClient{Kind: c.kind, Node: c.node})
+	}
+	ips, err := createRunning(ctx, cs, pods, o.Timeout)
+	if err != nil {
+		return res, err
+	}
+	addr := net.JoinHostPort(ips["server"], "80")
+	for i, c := range clients {
+		t, err := l.ResolveTarget(ctx, EnforceNamespace+"/"+c.pod)
+		if err != nil {
+			return res, err
+		}
+		clients[i].netns = t.NetNS
+		if err := waitAnswered(ctx, clients[i], addr, o); err != nil {
+			return res, err
+		}
+	}
+	deny, restore := make([][]time.Duration, len(clients)), make([][]time.Duration, len(clients))
+	for round := 1; round <= o.Rounds; round++ {
+		d, r, f, err := enforceRound(ctx, cs, o, clients, addr)
+		for i := range clients {
+			c := &res.Clients[i]
+			if d != nil {
+				deny[i] = append(deny[i], d[i])
+				c.Flaps += f[i]
+			}
+			if r != nil {
+				restore[i] = append(restore[i], r[i])
+				c.Rounds++
+			}
+			c.Deny, c.Restore = Summarise(deny[i]), Summarise(restore[i])
+		}
+		if err != nil {
+			return res, fmt.Errorf("round %d: %w", round, err)
+		}
+	}
+	return res, nil
+}
+
+// enforcePod is a test-server pod as test/e2e builds them; clients run
+// the server too, only for a network namespace to probe from.
+func enforcePod(name, node, image string) *corev1.Pod {
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: EnforceNamespace, Name: name, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{
+			NodeName:                      node,
+			TerminationGracePeriodSeconds: new(int64),
+			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name: "server", Image: image, ImagePullPolicy: corev1.PullNever,
+				Env: []corev1.EnvVar{
+					fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+					fieldEnv("POD_NAME", "metadata.name"),
+					fieldEnv("NODE_NAME", "spec.nodeName"),
+				},
+			}},
+		},
+	}
+}
+
+// createRunning creates pods and returns their IPs once all run.
+func createRunning(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod, timeout time.Duration) (map[string]string, error) {
+	for _, p := range pods {
+		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("create pod %s: %w", p.Name, err)
+		}
+	}
+	ips := map[string]string{}
+	err := pollFor(ctx, timeout, func(ctx context.Context) error {
+		for _, p := range pods {
+			cur, err := cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cur.Status.Phase != corev1.PodRunning || cur.Status.PodIP == "" {
+				return fmt.Errorf("pod %s/%s on %s is %s (ip %q)", p.Namespace, p.Name, p.Spec.NodeName, cur.Status.Phase, cur.Status.PodIP)
+			}
+			ips[p.Name] = cur.Status.PodIP
+		}
+		return nil
+	})
+	return ips, err
+}
+
+// waitAnswered waits for a first answer: a fresh pod's first packets may
+// be lost while its flows are installed, which no round should measure.
+func waitAnswered(ctx context.Context, c enforceClient, addr string, o EnforceOptions) error {
+	err := pollFor(ctx, o.Timeout, func(ctx context.Context) error {
+		return ns.WithNetNSPath(c.netns, func(ns.NetNS) error {
+			_, _, err := probe.Probe(ctx, "tcp", addr, o.ProbeTimeout)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("%s never reached the server before any policy: %w", c.pod, err)
+	}
+	return nil
+}
+
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, name string) error {
+	if err := cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return pollFor(ctx, 0, func(ctx context.Context) error {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return cmp.Or(err, fmt.Errorf("namespace %s still exists", name))
+	})
+}
+
+// pollFor retries f until it succeeds or timeout (if positive) or ctx
+// ends, and then returns f's last error that ctx's end did not cause.
+func pollFor(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var last error
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
