@@ -25,7 +25,7 @@ func TestFlowPurgerBursts(t *testing.T) {
 			monitors <- w
 			return r, func() error { return nil }, nil
 		},
-		Purge:  func(context.Context) error { purges.Add(1); return nil },
+		Purge: func(context.Context) error { purges.Add(1); return nil },
 		Purged: func(reason string, err error) {
 			if reason != "change" || err != nil {
 				t.Errorf("purge for %q (err %v), want only purges after changes", reason, err)
