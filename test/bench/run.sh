@@ -28,7 +28,8 @@ if [ "${CI:-}" = true ] || ! $lab status >/dev/null 2>&1; then
   $lab down && $lab up --skip-deps --host-subnet-length 23 || exit 1
 fi
 mkdir -p "$out"
-rm -f "$out"/run-*.json
+# Plots too: one this run cannot draw must not pass for its.
+rm -f "$out"/run-*.json "$out"/plots/*.png
 rc=0
 step=0
 # run NAME ARGS…: one kovn-bench invocation, its report numbered in order.
@@ -45,6 +46,9 @@ run smoke pods --nodes 5 --pods 100
 # Real pods on node1 and node2: a deny policy's time to refuse probes and
 # its deletion's to let them through. It removes its namespace itself.
 run enforce enforce
+# Real pause pods on every lab node: creation → Ready for a burst of 100
+# and 5 pods/s for 60 s, with CNI ADD by phase. It removes its namespace.
+run podready podready
 for i in $(seq "$repeat"); do
   # W1 exactly: 3 nodes of 334 pods. It needs node subnets of /23 or
   # larger; kovn-bench refuses early when the controller's are smaller.
@@ -77,6 +81,9 @@ done
 
 "$bench" merge --out "$out/results.json" "$out"/run-*.json || rc=1
 echo "results: $out/results.json"
+# CDFs of the latency samples in the results (docs/benchmarks.md); a
+# failure fails the run but the lab is still taken down below.
+"$bench" plot --in "$out/results.json" --out-dir "$out/plots" || rc=1
 if [ "$own" = 1 ]; then
   [ "$rc" = 0 ] || $lab status || true
   $lab down || rc=1

@@ -35,7 +35,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/kovn-lab", EnvVars: []string{"KOVN_LAB_STATE"}, Usage: "the lab to run against"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "longest wait for any one step"},
 		},
-		Commands: []*cli.Command{podsCommand(), baselineCommand(), servicesCommand(), policiesCommand(), restartCommand(), enforceCommand(), cleanupCommand(), mergeCommand()},
+		Commands: []*cli.Command{podsCommand(), baselineCommand(), servicesCommand(), policiesCommand(), restartCommand(), enforceCommand(), podReadyCommand(), cleanupCommand(), mergeCommand(), plotCommand()},
 	}
 }
 

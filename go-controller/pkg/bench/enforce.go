@@ -79,6 +79,10 @@ type EnforceClient struct {
 	Deny    Dist   `json:"deny"`    // policy create sent → first refused probe
 	Restore Dist   `json:"restore"` // policy delete sent → first answered probe
 	Flaps   int    `json:"flaps"`   // a new state seen, then the old one again
+	// Every round's latencies, in ms, kept beside the summaries so that
+	// kovn-bench plot can draw the whole distribution.
+	DenyMs    []float64 `json:"denyMs,omitempty"`
+	RestoreMs []float64 `json:"restoreMs,omitempty"`
 }
 
 func (r *EnforceResult) rows() []row {
@@ -359,10 +363,12 @@ func RunEnforce(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o Enfo
 			c := &res.Clients[i]
 			if d != nil {
 				deny[i] = append(deny[i], d[i])
+				c.DenyMs = append(c.DenyMs, ms(d[i]))
 				c.Flaps += f[i]
 			}
 			if r != nil {
 				restore[i] = append(restore[i], r[i])
+				c.RestoreMs = append(c.RestoreMs, ms(r[i]))
 				c.Rounds++
 			}
 			c.Deny, c.Restore = Summarise(deny[i]), Summarise(restore[i])

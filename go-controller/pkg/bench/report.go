@@ -23,6 +23,7 @@ type Report struct {
 	Policies *PoliciesResult `json:"policies,omitempty"`
 	Restart  *RestartResult  `json:"restart,omitempty"`
 	Enforce  *EnforceResult  `json:"enforce,omitempty"`
+	PodReady *PodReadyResult `json:"podReady,omitempty"`
 	Cleanup  *CleanupResult  `json:"cleanup,omitempty"`
 	Error    string          `json:"error,omitempty"`
 }
@@ -137,6 +138,9 @@ func (r *Report) PrintTable(w io.Writer) {
 	}
 	if r.Enforce != nil {
 		rows = append(rows, r.Enforce.rows()...)
+	}
+	if r.PodReady != nil {
+		rows = append(rows, r.PodReady.rows()...)
 	}
 	if r.Cleanup != nil {
 		rows = append(rows, r.Cleanup.rows()...)

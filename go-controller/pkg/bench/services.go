@@ -247,6 +247,9 @@ type UpdatesResult struct {
 	LatencyFromAnswer Dist `json:"latencyFromAnswer"` // update answered → the LB's VIP value changed in NB
 	LatencyFromSent   Dist `json:"latencyFromSent"`   // update sent → changed
 	LateDetected      int  `json:"lateDetected"`
+	// LatencyFromAnswer's samples, in ms in update order, so that
+	// kovn-bench plot can draw the whole distribution.
+	LatencyFromAnswerMs []float64 `json:"latencyFromAnswerMs,omitempty"`
 	Costs
 }
 
@@ -428,6 +431,9 @@ func runUpdates(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Sc
 		return res, err
 	}
 	res.APILatency, res.LatencyFromAnswer, res.LatencyFromSent = updateLatencies(sent, answered, changed)
+	for _, d := range fromAnswer(answered, changed) {
+		res.LatencyFromAnswerMs = append(res.LatencyFromAnswerMs, ms(d))
+	}
 	ph.settled(ctx, &res.Costs)
 	return res, nil
 }
@@ -435,14 +441,23 @@ func runUpdates(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Sc
 // updateLatencies summarises, per update, sent → answered, answered →
 // changed in NB, and sent → changed. A change seen before the answer
 // arrived (the watch can beat the reply) counts as 0 from the answer.
-func updateLatencies(sent, answered, changed []time.Time) (api, fromAnswer, fromSent Dist) {
-	a, fa, fs := make([]time.Duration, len(sent)), make([]time.Duration, len(sent)), make([]time.Duration, len(sent))
+func updateLatencies(sent, answered, changed []time.Time) (api, fromAnswerDist, fromSent Dist) {
+	a, fs := make([]time.Duration, len(sent)), make([]time.Duration, len(sent))
 	for i := range sent {
 		a[i] = answered[i].Sub(sent[i])
-		fa[i] = max(0, changed[i].Sub(answered[i]))
 		fs[i] = changed[i].Sub(sent[i])
 	}
-	return Summarise(a), Summarise(fa), Summarise(fs)
+	return Summarise(a), Summarise(fromAnswer(answered, changed)), Summarise(fs)
+}
+
+// fromAnswer is, per update, answered → changed in NB, 0 when the change
+// was seen first: one rule for the summary and the raw samples.
+func fromAnswer(answered, changed []time.Time) []time.Duration {
+	fa := make([]time.Duration, len(answered))
+	for i := range answered {
+		fa[i] = max(0, changed[i].Sub(answered[i]))
+	}
+	return fa
 }
 
 func (r *ServicesResult) rows() []row {
