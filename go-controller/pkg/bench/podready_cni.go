@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,9 +10,12 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/lab"
 )
@@ -179,109 +181,37 @@ func (h histogram) summary() CNIPhase {
 }
 
 // parseHistograms reads the histogram name from a text exposition, one
-// per value of the label by. Every series read must have a +Inf bucket.
+// per value of the label by, with Prometheus' own parser.
 func parseHistograms(text, name, by string) (map[string]histogram, error) {
-	out := map[string]histogram{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, name+"_") {
-			continue // comments, blank lines, other families
-		}
-		series, labels, v, err := parseSample(line)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", line, err)
-		}
-		h, ok := out[labels[by]]
-		if !ok {
-			h = histogram{buckets: map[float64]float64{}}
-		}
-		switch series {
-		case name + "_bucket":
-			le, err := strconv.ParseFloat(labels["le"], 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q: bad le: %w", line, err)
-			}
-			h.buckets[le] = v
-		case name + "_sum":
-			h.sum = v
-		case name + "_count":
-			h.count = v
-		default:
-			continue // another family sharing the prefix
-		}
-		out[labels[by]] = h
-	}
-	if err := sc.Err(); err != nil {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
 		return nil, err
 	}
-	for k, h := range out {
-		if _, ok := h.buckets[math.Inf(1)]; !ok {
-			return nil, fmt.Errorf("%s{%s=%q} has no +Inf bucket", name, by, k)
+	out := map[string]histogram{}
+	fam, ok := families[name]
+	if !ok {
+		return out, nil
+	}
+	if fam.GetType() != dto.MetricType_HISTOGRAM {
+		return nil, fmt.Errorf("%s is a %s, not a histogram", name, fam.GetType())
+	}
+	for _, m := range fam.GetMetric() {
+		key := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == by {
+				key = l.GetValue()
+			}
 		}
+		hm := m.GetHistogram()
+		// The +Inf bucket is the sample count, whether or not the
+		// exposition listed it.
+		h := histogram{buckets: map[float64]float64{math.Inf(1): float64(hm.GetSampleCount())},
+			sum: hm.GetSampleSum(), count: float64(hm.GetSampleCount())}
+		for _, b := range hm.GetBucket() {
+			h.buckets[b.GetUpperBound()] = float64(b.GetCumulativeCount())
+		}
+		out[key] = h
 	}
 	return out, nil
-}
-
-// parseSample splits a sample line, `name{l="v",…} value [timestamp]`,
-// into its name, labels and value.
-func parseSample(line string) (string, map[string]string, float64, error) {
-	i := strings.IndexAny(line, "{ \t")
-	if i <= 0 {
-		return "", nil, 0, fmt.Errorf("no value")
-	}
-	name, rest := line[:i], line[i:]
-	labels := map[string]string{}
-	if rest[0] == '{' {
-		rest = rest[1:]
-		for {
-			rest = strings.TrimLeft(rest, " \t,")
-			if strings.HasPrefix(rest, "}") {
-				rest = rest[1:]
-				break
-			}
-			eq := strings.IndexByte(rest, '=')
-			if eq <= 0 || eq+1 >= len(rest) || rest[eq+1] != '"' {
-				return "", nil, 0, fmt.Errorf("bad labels")
-			}
-			v, n, err := unquoteLabel(rest[eq+1:])
-			if err != nil {
-				return "", nil, 0, err
-			}
-			labels[strings.TrimSpace(rest[:eq])] = v
-			rest = rest[eq+1+n:]
-		}
-	}
-	f := strings.Fields(rest)
-	if len(f) == 0 {
-		return "", nil, 0, fmt.Errorf("no value")
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	return name, labels, v, err
-}
-
-// unquoteLabel reads a quoted label value at the start of s, with the
-// exposition format's escapes (\\, \", \n), and how many bytes it took.
-func unquoteLabel(s string) (string, int, error) {
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"':
-			return b.String(), i + 1, nil
-		case '\\':
-			if i+1 == len(s) {
-				return "", 0, fmt.Errorf("unterminated label value")
-			}
-			i++
-			if s[i] == 'n' {
-				b.WriteByte('\n')
-			} else {
-				b.WriteByte(s[i])
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return "", 0, fmt.Errorf("unterminated label value")
 }
