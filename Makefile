@@ -7,7 +7,7 @@ KOVN_LAB  := $(BIN)/kovn-lab
 export KOVN_CACHE     ?= /var/cache/kovn
 export KOVN_LAB_STATE ?= /var/lib/kovn-lab
 
-.PHONY: all build deps lab lab-down test test-unit test-e2e generate bench fuzz clean
+.PHONY: all build deps lab lab-down test test-unit test-e2e test-underlay generate bench fuzz clean
 
 all: build
 
@@ -41,6 +41,13 @@ test-unit:
 # brings one up, runs the suite and takes it down, checking nothing is left.
 test-e2e: build
 	./test/e2e/run.sh
+
+# Replaces the running lab with an underlay one (VLAN 100) and runs the
+# underlay test (docs/underlay.md); CI runs it from test/e2e/run.sh.
+test-underlay: build
+	$(KOVN_LAB) down
+	$(KOVN_LAB) up --skip-deps --mode underlay --underlay-vlan 100
+	KOVN_E2E=1 $(GO) test -count=1 -timeout 10m -v -run 'TestUnderlay$$' ./test/e2e/...
 
 # Every fuzz target for FUZZTIME each (docs/fuzzing.md); non-zero on a
 # failing input. The seed corpora also run as plain tests in test-unit.

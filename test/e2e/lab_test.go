@@ -109,3 +109,48 @@ func waitPodsGone(e *env, ns string, timeout time.Duration) {
 		return err
 	})
 }
+
+// TestLabBareMetalHosts checks the lab's bare-metal hosts (up
+// --external-hosts N): each registered a chassis with a Geneve encap on its
+// own IP, is not a Kubernetes Node, is its own host (hostname) and reaches
+// the outside world from its address.
+func TestLabBareMetalHosts(t *testing.T) {
+	e := setup(t)
+	if len(e.lab.ExternalHostNames) == 0 {
+		t.Skip("the lab has no bare-metal hosts (kovn-lab up --external-hosts N)")
+	}
+	chassis, err := e.lab.Chassis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range e.lab.ExternalHostNames {
+		ip := e.lab.ExternalHostIPs[h]
+		if c, ok := chassis[h]; !ok || len(c.Encaps) != 1 || c.Encaps[0] != "geneve "+ip {
+			t.Errorf("chassis %s: %+v (present %v), want one encap geneve %s", h, c, ok, ip)
+		}
+		if _, err := e.cs.CoreV1().Nodes().Get(context.Background(), h, metav1.GetOptions{}); err == nil {
+			t.Errorf("bare-metal host %s is a Kubernetes Node", h)
+		}
+		if out, err := e.labCmd(t, nil, "exec", "host:"+h, "--", "hostname"); err != nil || strings.TrimSpace(out) != h {
+			t.Errorf("hostname in host:%s = %q, %v", h, out, err)
+		}
+		r, err := e.probe(t, "host:"+h, "172.19.0.10:80", "tcp")
+		if err != nil || r.Client != ip {
+			t.Errorf("probe from %s to the external host: %+v, %v; want client %s", h, r, err, ip)
+		}
+	}
+}
+
+// TestLabCRDsEstablished checks that the lab applied kovn's CRDs and waited
+// for them before starting the controllers.
+func TestLabCRDsEstablished(t *testing.T) {
+	e := setup(t)
+	if e.lab.CRDDir == "" {
+		t.Skip("the lab applied no CRDs")
+	}
+	out, err := e.labCmd(t, nil, "kubectl", "get", "crd", "externalports.kovn.io",
+		"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+	if err != nil || strings.TrimSpace(out) != "True" {
+		t.Errorf("CRD externalports.kovn.io Established = %q, %v", out, err)
+	}
+}

@@ -45,7 +45,7 @@ func kubectlCommand() *cli.Command {
 
 func execCommand() *cli.Command {
 	return &cli.Command{
-		Name: "exec", Usage: "run a host command inside NS/POD's network namespace, in host:NODE, host:cp or external",
+		Name: "exec", Usage: "run a host command inside NS/POD's network namespace, in host:NODE, host:BM (bare-metal host), host:cp or external",
 		ArgsUsage: "TARGET -- CMD...", SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
@@ -85,7 +85,7 @@ func probeCommand() *cli.Command {
 			"line per target is printed in input order: {\"proto\",\"addr\",\"answered\",\"reply\",\"error\",\"kind\",\"ms\"}.\n" +
 			"The exit status is 0 once every target was probed, answered or not.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "from", Required: true, Usage: "NS/POD, host:NODE, host:cp or external"},
+			&cli.StringFlag{Name: "from", Required: true, Usage: "NS/POD, host:NODE, host:BM, host:cp or external"},
 			&cli.StringFlag{Name: "to", Usage: "ADDR:PORT (required without --batch)"},
 			&cli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp or udp"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "per probe (batch mode default: 1.5s)"},
@@ -157,7 +157,7 @@ func probeBatch(c *cli.Context) error {
 func componentCommand(verb string) *cli.Command {
 	return &cli.Command{
 		Name: verb, ArgsUsage: "COMPONENT...",
-		Usage: verb + " lab components: controller, controller:N, node:NODE, kubelet:NODE, ovn-controller:NODE, ovs:NODE, containerd:NODE, nb, sb, northd, apiserver, etcd, …",
+		Usage: verb + " lab components: controller, controller:N, node:NODE (also node:bmN), kubelet:NODE, ovn-controller:NODE, ovs:NODE, containerd:NODE, nb, sb, northd, apiserver, etcd, …",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "TERM or KILL (stop and restart)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long to wait before SIGKILL"},

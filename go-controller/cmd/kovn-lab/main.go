@@ -88,12 +88,15 @@ func upCommand() *cli.Command {
 		Usage: "bring the lab up (or start what is not running in an existing one)",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "worker hosts"},
-			&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay"},
+			&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay (pods on " + lab.UnderlayPodCIDR + ", gateway " + lab.UnderlayPodGateway + " on the lab router)"},
+			&cli.IntFlag{Name: "underlay-vlan", Usage: "underlay mode: tag the pod network with this VLAN (1-4094; default untagged)"},
+			&cli.IntFlag{Name: "external-hosts", Usage: "bare-metal hosts bm1..bmN (172.18.0.51…): OVS, ovn-controller and kovn-node --external-host, no kubelet"},
 			&cli.StringFlag{Name: "portal", Value: "127.0.0.1:16443", Usage: "loopback address that forwards to the API server"},
 			&cli.StringFlag{Name: "bin-dir", Usage: "kovn binaries (default: the directory of kovn-lab)"},
 			&cli.BoolFlag{Name: "skip-deps", Usage: "do not check or install Debian packages"},
 			&cli.IntFlag{Name: "host-subnet-length", Usage: "node subnet prefix length for kovn-controller (default: its own, /24)"},
 			&cli.StringFlag{Name: "manifests", Usage: "kovn's dist/manifests (default: found from the binary's location in a checkout)"},
+			&cli.StringFlag{Name: "crds", Usage: "kovn's CRDs, applied before the controllers start (default: crds next to the manifests directory, if there)"},
 		},
 		Action: func(c *cli.Context) error {
 			version, err := k8sbuild.VersionFromClientGo()
@@ -116,11 +119,31 @@ func upCommand() *cli.Command {
 				return fmt.Errorf("kovn manifests not found at %s (--manifests)", manifests)
 			}
 			manifests, _ = filepath.Abs(manifests)
+			crds, err := crdDir(c.String("crds"), manifests)
+			if err != nil {
+				return err
+			}
 			_, err = lab.Up(c.Context, lab.Config{
-				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests, HostSubnetLength: c.Int("host-subnet-length"),
-				Nodes: c.Int("nodes"), Mode: c.String("mode"), K8sVersion: version, PortalAddr: c.String("portal"),
+				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests, CRDDir: crds,
+				HostSubnetLength: c.Int("host-subnet-length"), Nodes: c.Int("nodes"), ExternalHosts: c.Int("external-hosts"),
+				Mode: c.String("mode"), UnderlayVLAN: c.Int("underlay-vlan"), K8sVersion: version, PortalAddr: c.String("portal"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err
 		},
 	}
+}
+
+// crdDir is --crds, or dist/crds beside dist/manifests when that exists: a
+// checkout from before kovn had CRDs simply applies none.
+func crdDir(flag, manifests string) (string, error) {
+	dir := flag
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(manifests), "crds")
+		if _, err := os.Stat(dir); err != nil {
+			return "", nil
+		}
+	} else if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("kovn CRDs not found at %s (--crds)", dir)
+	}
+	return filepath.Abs(dir)
 }

@@ -29,7 +29,8 @@ func (l *Lab) Client() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// ResolveTarget understands "NS/POD", "host:NODE", "host:cp", "external".
+// ResolveTarget understands "NS/POD", "host:NODE", "host:BM" (a bare-metal
+// host), "host:cp", "external" and "netns:NAME".
 func (l *Lab) ResolveTarget(ctx context.Context, spec string) (Target, error) {
 	switch {
 	case spec == "external":
@@ -40,10 +41,22 @@ func (l *Lab) ResolveTarget(ctx context.Context, spec string) (Target, error) {
 		return Target{Desc: "control-plane host", NetNS: p, Enter: []string{"nsenter", "--net=" + p, "--"}}, nil
 	case strings.HasPrefix(spec, "host:"):
 		node := strings.TrimPrefix(spec, "host:")
-		if !l.HasNode(node) {
-			return Target{}, fmt.Errorf("no host %q in the lab (hosts: %s)", node, strings.Join(l.NodeNames, ", "))
+		if !l.HasNode(node) && !l.HasExternalHost(node) {
+			return Target{}, fmt.Errorf("no host %q in the lab (hosts: %s)", node, strings.Join(l.hosts(), ", "))
 		}
 		return Target{Desc: "host " + node, NetNS: NetNSPath(node), Enter: l.nodeEnter(node)}, nil
+	case strings.HasPrefix(spec, "netns:"):
+		// A namespace of the caller's own (`ip netns add`), e.g. a test's
+		// "VM" plugged into a host with kovnctl attach.
+		name := strings.TrimPrefix(spec, "netns:")
+		p := "/run/netns/" + name
+		if name == "" || strings.Contains(name, "/") {
+			return Target{}, fmt.Errorf("target %q: want netns:NAME", spec)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return Target{}, fmt.Errorf("target %q: %w", spec, err)
+		}
+		return Target{Desc: "netns " + name, NetNS: p, Enter: []string{"nsenter", "--net=" + p, "--"}}, nil
 	case strings.Count(spec, "/") == 1:
 		return l.podTarget(ctx, spec)
 	}

@@ -44,7 +44,7 @@ type hostLink struct {
 // setupNetwork builds the underlay namespace with its bridge and router, and
 // one veth per host. It only runs for a lab that does not exist yet.
 func (l *Lab) setupNetwork() error {
-	for _, h := range append([]string{"ul", "cp", "ext"}, l.NodeNames...) {
+	for _, h := range l.netHosts() {
 		if netnsExists(h) {
 			return fmt.Errorf("network namespace %s%s already exists: run kovn-lab down first", nsPrefix, h)
 		}
@@ -66,8 +66,11 @@ func (l *Lab) setupNetwork() error {
 			return err
 		}
 	}
+	if err := l.setupUnderlayPodNet(); err != nil {
+		return err
+	}
 	// The underlay namespace is the lab's physical router: between the
-	// hosts' network and the outside world.
+	// hosts' network, the pods' (in underlay mode) and the outside world.
 	if _, err := inNet("ul", "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		return err
 	}
@@ -75,8 +78,8 @@ func (l *Lab) setupNetwork() error {
 		{host: "cp", ulName: "cp", cidr: ControlPlaneIP + "/24", gateway: UnderlayGateway, onUL: underlayBr},
 		{host: "ext", ulName: "ext", cidr: ExternalIP + "/24", gateway: ExternalGateway, ulAddr: ExternalGateway + "/24"},
 	}
-	for _, n := range l.NodeNames {
-		links = append(links, hostLink{host: n, ulName: n, cidr: l.NodeIPs[n] + "/24", gateway: UnderlayGateway, onUL: underlayBr})
+	for _, h := range l.hosts() {
+		links = append(links, hostLink{host: h, ulName: h, cidr: l.hostIP(h) + "/24", gateway: UnderlayGateway, onUL: underlayBr})
 	}
 	for _, hl := range links {
 		if err := attachHost(hl); err != nil {

@@ -24,18 +24,28 @@ func (l *Lab) kovnBin(name string) string {
 	return p
 }
 
-// applyManifests applies kovn's RBAC and namespace from dist/manifests, the
-// same files a user applies, so the lab runs kovn with its real privileges.
+// applyManifests applies kovn's RBAC and namespace from dist/manifests and
+// its CRDs from dist/crds, the same files a user applies, so the lab runs
+// kovn with its real privileges and resource types.
 func (l *Lab) applyManifests(ctx context.Context) error {
-	if l.ManifestDir == "" {
-		return nil
-	}
-	for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml", "11-rbac-node.yaml"} {
-		if _, err := run(l.KubectlPath(), "--kubeconfig="+l.KubeconfigPath(), "apply", "-f", filepath.Join(l.ManifestDir, f)); err != nil {
-			return err
+	kubectl := []string{l.KubectlPath(), "--kubeconfig=" + l.KubeconfigPath()}
+	if l.ManifestDir != "" {
+		for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml", "11-rbac-node.yaml"} {
+			if _, err := run(append(kubectl, "apply", "-f", filepath.Join(l.ManifestDir, f))...); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	if l.CRDDir == "" {
+		return nil
+	}
+	if _, err := run(append(kubectl, "apply", "-f", l.CRDDir)...); err != nil {
+		return err
+	}
+	// The controllers' informers fail to start on a type the API server
+	// does not serve yet, so they must wait for the CRDs to be Established.
+	_, err := run(append(kubectl, "wait", "--for=condition=established", "--timeout=30s", "-f", l.CRDDir)...)
+	return err
 }
 
 // kovnControllerSpecs are the controller replicas, with the flags a user
@@ -53,6 +63,7 @@ func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
 	if l.HostSubnetLength != 0 {
 		extra = append(extra, "--host-subnet-length="+strconv.Itoa(l.HostSubnetLength))
 	}
+	extra = append(extra, l.underlayControllerFlags()...)
 	var specs []supervise.Spec
 	for i := 0; i < ControllerReplicas; i++ {
 		specs = append(specs, supervise.Spec{
@@ -94,19 +105,16 @@ func (l *Lab) startKovn(ctx context.Context, b *pki.Bundle) error {
 // startKovnNode runs the node agent on a host with production flags; it
 // configures the chassis, moves the host IP onto br-ex and installs CNI.
 func (l *Lab) startKovnNode(node, bin string) error {
-	b, err := l.ensurePKI()
+	kubeconfig, err := l.writeKovnNodeKubeconfig(node)
 	if err != nil {
 		return err
 	}
-	kubeconfig := l.nodeDir(node, "kovn-node.kubeconfig")
-	if err := pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID("kovn-node")]); err != nil {
-		return err
-	}
-	return l.sup.Ensure(l.nodeSpec("kovn-node", node, bin,
-		"--node-name="+node, "--kubeconfig="+kubeconfig,
-		"--ovn-remote=tcp:"+ControlPlaneIP+":"+strconv.Itoa(SBPort),
-		"--encap-ip="+l.NodeIPs[node], "--datapath-type=netdev", "--gateway-interface=eth0",
-		"--cluster-cidr="+ClusterCIDR, "--service-cidr="+ServiceCIDR,
-		"--cni-plugin="+filepath.Join(l.BinDir, "kovn-cni"),
-	))
+	argv := append([]string{bin,
+		"--node-name=" + node, "--kubeconfig=" + kubeconfig,
+		"--ovn-remote=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(SBPort),
+		"--encap-ip=" + l.NodeIPs[node], "--datapath-type=netdev", "--gateway-interface=eth0",
+		"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
+		"--cni-plugin=" + filepath.Join(l.BinDir, "kovn-cni"),
+	}, l.nodeModeFlags()...)
+	return l.sup.Ensure(l.nodeSpec("kovn-node", node, argv...))
 }

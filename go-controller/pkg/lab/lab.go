@@ -1,8 +1,10 @@
 // Package lab runs a whole Kubernetes + OVN cluster on one Linux machine, as
 // root, without containers: a control-plane host, N worker hosts and an
-// external host, each a network namespace on a lab-private underlay bridge.
-// Worker hosts also get a private mount and UTS namespace so that kubelet,
-// containerd and OVS see the standard paths of a real node.
+// external host, each a network namespace on a lab-private underlay bridge,
+// and optionally bare-metal hosts (OVN chassis that are not Kubernetes
+// nodes). Worker and bare-metal hosts also get a private mount and UTS
+// namespace so that kubelet, containerd and OVS see the standard paths of a
+// real node.
 //
 // Nothing is configured in the machine's root network namespace; the only
 // thing the lab exposes there is a loopback listener that forwards to the API
@@ -31,6 +33,13 @@ type Config struct {
 	PortalAddr string // loopback address in the root namespace that forwards to the API server
 	// ManifestDir holds kovn's manifests (dist/manifests); RBAC comes from there.
 	ManifestDir string
+	// CRDDir holds kovn's CustomResourceDefinitions (dist/crds); "" applies none.
+	CRDDir string `json:",omitempty"`
+	// ExternalHosts is how many bare-metal hosts (bm1…) run a chassis and
+	// kovn-node --external-host, without kubelet.
+	ExternalHosts int `json:",omitempty"`
+	// UnderlayVLAN tags the pod network in underlay mode; 0 is untagged.
+	UnderlayVLAN int `json:",omitempty"`
 	// HostSubnetLength is the controller's node subnet prefix length; 0
 	// keeps its default (/24). The W1 workload puts 334 pods on a node.
 	HostSubnetLength int
@@ -66,6 +75,10 @@ type State struct {
 	NodeNames []string          `json:"nodeNames"`
 	NodeIPs   map[string]string `json:"nodeIPs"`
 	Images    map[string]string `json:"images"` // role (pause, test-server, agnhost) → reference
+
+	// Bare-metal hosts: chassis only, never Kubernetes Nodes.
+	ExternalHostNames []string          `json:"externalHostNames,omitempty"`
+	ExternalHostIPs   map[string]string `json:"externalHostIPs,omitempty"`
 }
 
 // Lab is a handle on one lab's state directory.
@@ -82,21 +95,42 @@ func NodeIP(i int) string { return fmt.Sprintf("172.18.0.%d", 10+i) }
 
 // New prepares a handle for a lab that is about to be brought up.
 func New(cfg Config) (*Lab, error) {
-	if cfg.Nodes < 1 || cfg.Nodes > 50 {
-		return nil, fmt.Errorf("--nodes must be between 1 and 50, got %d", cfg.Nodes)
-	}
-	if cfg.Mode != "overlay" && cfg.Mode != "underlay" {
-		return nil, fmt.Errorf("--mode must be overlay or underlay, got %q", cfg.Mode)
-	}
-	if _, _, err := net.SplitHostPort(cfg.PortalAddr); err != nil {
-		return nil, fmt.Errorf("portal address %q: %w", cfg.PortalAddr, err)
+	if err := validate(cfg); err != nil {
+		return nil, err
 	}
 	st := State{Config: cfg, NodeIPs: map[string]string{}, Images: map[string]string{}}
 	for i := 1; i <= cfg.Nodes; i++ {
 		st.NodeNames = append(st.NodeNames, NodeName(i))
 		st.NodeIPs[NodeName(i)] = NodeIP(i)
 	}
+	if cfg.ExternalHosts > 0 {
+		st.ExternalHostIPs = map[string]string{}
+	}
+	for i := 1; i <= cfg.ExternalHosts; i++ {
+		st.ExternalHostNames = append(st.ExternalHostNames, ExternalHostName(i))
+		st.ExternalHostIPs[ExternalHostName(i)] = ExternalHostIP(i)
+	}
 	return open(st), nil
+}
+
+// validate checks the lab's shape before anything is made or removed.
+func validate(cfg Config) error {
+	if cfg.Nodes < 1 || cfg.Nodes > 50 {
+		return fmt.Errorf("--nodes must be between 1 and 50, got %d", cfg.Nodes)
+	}
+	if cfg.Mode != "overlay" && cfg.Mode != "underlay" {
+		return fmt.Errorf("--mode must be overlay or underlay, got %q", cfg.Mode)
+	}
+	if err := validateUnderlay(cfg); err != nil {
+		return err
+	}
+	if err := validateExternalHosts(cfg); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(cfg.PortalAddr); err != nil {
+		return fmt.Errorf("portal address %q: %w", cfg.PortalAddr, err)
+	}
+	return nil
 }
 
 // Load opens an existing lab.
@@ -145,18 +179,18 @@ func (l *Lab) path(elem ...string) string {
 	return filepath.Join(append([]string{l.StateDir}, elem...)...)
 }
 
-// NetNSPath of a lab host: "cp", "ext", "ul" or a node name.
+// NetNSPath of a lab host: "cp", "ext", "ul", a node or a bare-metal host name.
 func NetNSPath(host string) string { return "/run/netns/" + nsPrefix + host }
 
-// nodeDir holds one worker's private files.
+// nodeDir holds one worker's (or bare-metal host's) private files.
 func (l *Lab) nodeDir(node string, elem ...string) string {
 	return l.path(append([]string{"nodes", node}, elem...)...)
 }
 
-// MountNSPath is the bind-mounted mount namespace of a worker host.
+// MountNSPath is the bind-mounted mount namespace of a worker or bare-metal host.
 func (l *Lab) MountNSPath(node string) string { return l.path("ns", node+".mnt") }
 
-// UTSNSPath is the bind-mounted UTS namespace of a worker host.
+// UTSNSPath is the bind-mounted UTS namespace of a worker or bare-metal host.
 func (l *Lab) UTSNSPath(node string) string { return l.path("ns", node+".uts") }
 
 // KubeconfigPath is the admin kubeconfig usable from the root namespace.
@@ -169,6 +203,25 @@ func (l *Lab) SBSocket() string { return l.path("ovn", "sb.sock") }
 
 // NBDBFile is the NB database file.
 func (l *Lab) NBDBFile() string { return l.path("ovn", "nb.db") }
+
+// hosts lists every host that has its own mount and UTS namespace: the
+// workers, then the bare-metal hosts.
+func (l *Lab) hosts() []string {
+	return append(append([]string(nil), l.NodeNames...), l.ExternalHostNames...)
+}
+
+// netHosts lists every lab network namespace by its host name.
+func (l *Lab) netHosts() []string {
+	return append([]string{"ul", "cp", "ext"}, l.hosts()...)
+}
+
+// hostIP is the underlay address of a worker or bare-metal host.
+func (l *Lab) hostIP(host string) string {
+	if ip, ok := l.NodeIPs[host]; ok {
+		return ip
+	}
+	return l.ExternalHostIPs[host]
+}
 
 // HasNode reports whether name is one of the lab's workers.
 func (l *Lab) HasNode(name string) bool {
@@ -185,7 +238,7 @@ func (l *Lab) Env() []string {
 	for _, n := range l.NodeNames {
 		ips = append(ips, l.NodeIPs[n])
 	}
-	return []string{
+	return append([]string{
 		"KUBECONFIG=" + l.KubeconfigPath(),
 		"KUBECTL=" + l.KubectlPath(),
 		"OVN_NB_DB=unix:" + l.NBSocket(),
@@ -200,7 +253,7 @@ func (l *Lab) Env() []string {
 		"TEST_SERVER_IMAGE=" + l.Images["test-server"],
 		"AGNHOST_IMAGE=" + l.Images["agnhost"],
 		"PAUSE_IMAGE=" + l.Images["pause"],
-	}
+	}, append(l.externalHostEnv(), l.underlayEnv()...)...)
 }
 
 func quoteList(items []string) string {

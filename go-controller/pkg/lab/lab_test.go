@@ -85,3 +85,38 @@ func TestBindDirName(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestExternalHostsAndUnderlay(t *testing.T) {
+	for _, cfg := range []Config{
+		{Nodes: 3, Mode: "overlay", ExternalHosts: -1, PortalAddr: "127.0.0.1:1"},
+		{Nodes: 41, Mode: "overlay", ExternalHosts: 1, PortalAddr: "127.0.0.1:1"},
+		{Nodes: 3, Mode: "overlay", UnderlayVLAN: 10, PortalAddr: "127.0.0.1:1"},
+		{Nodes: 3, Mode: "underlay", UnderlayVLAN: 4095, PortalAddr: "127.0.0.1:1"},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) should fail", cfg)
+		}
+	}
+	l, err := New(Config{StateDir: "/x", Nodes: 2, ExternalHosts: 2, Mode: "underlay", UnderlayVLAN: 100, PortalAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(l.hosts(), []string{"node1", "node2", "bm1", "bm2"}) || l.hostIP("bm2") != "172.18.0.52" || l.HasNode("bm1") || !l.HasExternalHost("bm1") {
+		t.Fatalf("hosts %v ips %v", l.hosts(), l.ExternalHostIPs)
+	}
+	env := strings.Join(l.Env(), "\n")
+	for _, want := range []string{"LAB_EXTERNAL_HOSTS='bm1 bm2'", "LAB_EXTERNAL_HOST_IPS='172.18.0.51 172.18.0.52'",
+		"LAB_UNDERLAY_POD_CIDR=172.20.0.0/24", "LAB_UNDERLAY_GATEWAY=172.20.0.1", "LAB_UNDERLAY_VLAN=100"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %s:\n%s", want, env)
+		}
+	}
+	want := []string{"--underlay-subnet=172.20.0.0/24", "--underlay-gateway=172.20.0.1", "--underlay-vlan=100"}
+	if got := l.underlayControllerFlags(); !reflect.DeepEqual(got, want) || l.underlayRouterDev() != "br-ul.100" {
+		t.Errorf("controller flags %v, router dev %s", got, l.underlayRouterDev())
+	}
+	overlay, _ := New(Config{StateDir: "/x", Nodes: 1, Mode: "overlay", PortalAddr: "127.0.0.1:1"})
+	if f := append(overlay.underlayControllerFlags(), overlay.nodeModeFlags()...); len(f) != 0 || strings.Contains(strings.Join(overlay.Env(), "\n"), "UNDERLAY") {
+		t.Errorf("overlay lab has underlay flags or env: %v", f)
+	}
+}

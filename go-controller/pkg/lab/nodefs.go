@@ -58,23 +58,32 @@ func (l *Lab) prepareNSDir() error {
 	return err
 }
 
-// setupNodeFS creates a worker's mount and UTS namespaces, kept alive by
-// bind mounts of their namespace files, and mounts the private directories.
+// setupNodeFS gives a worker its filesystem view and its kubelet's cgroups.
 func (l *Lab) setupNodeFS(node string) error {
-	for _, f := range []string{l.MountNSPath(node), l.UTSNSPath(node)} {
+	if err := l.setupHostFS(node, nodeBinds(), kubeletSysctls()); err != nil {
+		return err
+	}
+	return l.setupNodeCgroups(node)
+}
+
+// setupHostFS creates a host's mount and UTS namespaces, kept alive by
+// bind mounts of their namespace files, mounts its private directories
+// over binds and files with the wanted values over the sysctls that differ.
+func (l *Lab) setupHostFS(host string, binds []string, sysctls map[string]string) error {
+	for _, f := range []string{l.MountNSPath(host), l.UTSNSPath(host)} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			return err
 		}
 	}
-	if _, err := run("unshare", "--mount="+l.MountNSPath(node), "--uts="+l.UTSNSPath(node),
-		"--propagation", "private", "--", "hostname", node); err != nil {
+	if _, err := run("unshare", "--mount="+l.MountNSPath(host), "--uts="+l.UTSNSPath(host),
+		"--propagation", "private", "--", "hostname", host); err != nil {
 		return err
 	}
 
 	var script strings.Builder
 	script.WriteString("set -e\n")
-	for _, dst := range nodeBinds() {
-		src := l.nodeDir(node, "root", bindDirName(dst))
+	for _, dst := range binds {
+		src := l.nodeDir(host, "root", bindDirName(dst))
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return err
 		}
@@ -83,12 +92,12 @@ func (l *Lab) setupNodeFS(node string) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %q %q\n", src, dst)
 	}
-	for key, want := range kubeletSysctls() {
+	for key, want := range sysctls {
 		cur, err := os.ReadFile("/proc/sys/" + key)
 		if err != nil || strings.TrimSpace(string(cur)) == want {
 			continue
 		}
-		f := l.nodeDir(node, "sysctl", strings.ReplaceAll(key, "/", "."))
+		f := l.nodeDir(host, "sysctl", strings.ReplaceAll(key, "/", "."))
 		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 			return err
 		}
@@ -97,10 +106,8 @@ func (l *Lab) setupNodeFS(node string) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %q /proc/sys/%s\n", f, key)
 	}
-	if _, err := run("nsenter", "--mount="+l.MountNSPath(node), "--", "sh", "-c", script.String()); err != nil {
-		return err
-	}
-	return l.setupNodeCgroups(node)
+	_, err := run("nsenter", "--mount="+l.MountNSPath(host), "--", "sh", "-c", script.String())
+	return err
 }
 
 // ensureHostDir creates a mount point the machine lacks and remembers it,

@@ -91,20 +91,23 @@ func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 		problems = append(problems, "API: "+err.Error())
 	}
 	fmt.Fprintf(tw, "HOST\tIP\tNODE\tCHASSIS\tENCAP\n")
-	for _, n := range l.NodeNames {
-		c, ok := chassis[n]
+	for _, h := range l.hosts() {
+		c, ok := chassis[h]
 		cstate := "missing"
 		if ok {
 			cstate = c.Name
 		} else {
-			problems = append(problems, "no chassis for "+n)
+			problems = append(problems, "no chassis for "+h)
 		}
-		ns := nodeState[n]
-		if ns == "" {
+		ns := nodeState[h]
+		switch {
+		case l.HasExternalHost(h):
+			ns = "(bare metal)" // never a Kubernetes Node
+		case ns == "":
 			ns = "unregistered"
-			problems = append(problems, n+" is not registered")
+			problems = append(problems, h+" is not registered")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, l.NodeIPs[n], ns, cstate, strings.Join(c.Encaps, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h, l.hostIP(h), ns, cstate, strings.Join(c.Encaps, ","))
 	}
 	tw.Flush()
 	if len(problems) > 0 {

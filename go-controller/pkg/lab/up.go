@@ -28,6 +28,11 @@ type UpOptions struct {
 // it exists, whichever of its processes are not running.
 func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 	out := opts.Out
+	// Before anything else: a mistyped flag must not tear down a lab that
+	// runs (the clean-up below removes whatever lab namespaces it finds).
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
 	if !opts.SkipDeps {
 		if err := InstallPackages(Packages(), out); err != nil {
 			return nil, err
@@ -62,8 +67,8 @@ func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 		fmt.Fprintf(out, "  %-28s %6.1fs\n", what, time.Since(t).Seconds())
 		return nil
 	}
-	for _, n := range l.NodeNames {
-		if err := os.MkdirAll(l.nodeDir(n), 0o755); err != nil {
+	for _, h := range l.hosts() {
+		if err := os.MkdirAll(l.nodeDir(h), 0o755); err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +94,8 @@ func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 	if err := step("registration", func() error { return l.waitRegistered(ctx, 3*time.Minute) }); err != nil {
 		return l, err
 	}
-	fmt.Fprintf(out, "lab up in %.1fs: %d nodes, %s mode\n", time.Since(start).Seconds(), len(l.NodeNames), l.Mode)
+	fmt.Fprintf(out, "lab up in %.1fs: %d nodes, %d bare-metal hosts, %s mode\n",
+		time.Since(start).Seconds(), len(l.NodeNames), len(l.ExternalHostNames), l.Mode)
 	return l, nil
 }
 
@@ -165,8 +171,8 @@ func dialCheck(ctx context.Context, netns, addr string) error {
 	return err
 }
 
-// startNodes brings the workers up in parallel: each is independent and
-// most of the time goes into waiting for daemons.
+// startNodes brings the workers and bare-metal hosts up in parallel: each
+// is independent and most of the time goes into waiting for daemons.
 func (l *Lab) startNodes() error {
 	b, err := l.ensurePKI()
 	if err != nil {
@@ -175,17 +181,21 @@ func (l *Lab) startNodes() error {
 	if err := l.prepareNSDir(); err != nil {
 		return err
 	}
-	errs := make([]error, len(l.NodeNames))
+	errs := make([]error, len(l.hosts()))
 	var wg sync.WaitGroup
-	for i, n := range l.NodeNames {
+	for i, h := range l.hosts() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.setupNodeFS(n); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", n, err)
+			if l.HasExternalHost(h) {
+				errs[i] = l.bringUpExternalHost(h)
 				return
 			}
-			errs[i] = l.bringUpNode(n, b)
+			if err := l.setupNodeFS(h); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", h, err)
+				return
+			}
+			errs[i] = l.bringUpNode(h, b)
 		}()
 	}
 	wg.Wait()
@@ -198,7 +208,7 @@ func (l *Lab) startNodes() error {
 }
 
 // waitRegistered waits until every kubelet registered its Node and every
-// host's ovn-controller registered its chassis in SB.
+// host's (bare-metal ones too) ovn-controller registered its chassis in SB.
 func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 	cs, err := l.Client()
 	if err != nil {
@@ -221,23 +231,36 @@ func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 			if !have[n] {
 				return fmt.Errorf("node %s not registered", n)
 			}
-			if _, ok := chassis[n]; !ok {
-				return fmt.Errorf("chassis %s not in SB", n)
+		}
+		for _, h := range l.hosts() {
+			if _, ok := chassis[h]; !ok {
+				return l.chassisMissing(h)
 			}
 		}
 		return nil
 	})
 }
 
+// chassisMissing explains a missing chassis; when the host's kovn-node,
+// which configures the chassis, has exited, waiting longer cannot help.
+func (l *Lab) chassisMissing(host string) error {
+	err := fmt.Errorf("chassis %s not in SB", host)
+	name := "kovn-node:" + host
+	if _, serr := l.sup.Spec(name); serr == nil && !l.sup.Status(name).Running {
+		return giveUp{fmt.Errorf("%w: %s exited; see %s", err, name, l.sup.LogPath(name))}
+	}
+	return err
+}
+
 // intact reports whether the lab's namespaces still exist (a reboot, or a
 // partial down, loses them; then only a fresh lab will do).
 func (l *Lab) intact() bool {
-	for _, h := range append([]string{"ul", "cp", "ext"}, l.NodeNames...) {
+	for _, h := range l.netHosts() {
 		if !netnsExists(h) {
 			return false
 		}
 	}
-	for _, n := range l.NodeNames {
+	for _, n := range l.hosts() {
 		if !isMountPoint(l.MountNSPath(n)) {
 			return false
 		}

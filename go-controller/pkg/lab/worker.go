@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +12,8 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/supervise"
 )
 
-// inNode runs a one-shot command inside a worker host (its network, mount
-// and UTS namespaces), the way an operator logged into that host would.
+// inNode runs a one-shot command inside a worker or bare-metal host (its
+// network, mount and UTS namespaces), the way an operator logged in would.
 func (l *Lab) inNode(node string, argv ...string) (string, error) {
 	return run(append(l.nodeEnter(node), argv...)...)
 }
@@ -21,7 +22,7 @@ func (l *Lab) nodeEnter(node string) []string {
 	return []string{"nsenter", "--net=" + NetNSPath(node), "--mount=" + l.MountNSPath(node), "--uts=" + l.UTSNSPath(node), "--"}
 }
 
-// nodeSpec is a daemon that runs inside a worker host.
+// nodeSpec is a daemon that runs inside a worker or bare-metal host.
 func (l *Lab) nodeSpec(name, node string, argv ...string) supervise.Spec {
 	return supervise.Spec{Name: name + ":" + node, NetNS: NetNSPath(node), MountNS: l.MountNSPath(node), UTSNS: l.UTSNSPath(node), Argv: argv}
 }
@@ -49,47 +50,58 @@ func (l *Lab) bringUpNode(node string, b *pki.Bundle) error {
 		"--hostname-override="+node, "--node-ip="+l.NodeIPs[node], "--v=1"))
 }
 
-// setupOVS starts the node's OVS and ovn-controller. Until kovn-node
-// exists to do it, the lab also writes the chassis configuration and moves
-// the host address onto br-ex, as the shared gateway needs.
+// setupOVS starts the node's OVS and ovn-controller, then kovn-node; until
+// kovn-node exists to do it, the lab configures the chassis itself.
 func (l *Lab) setupOVS(node string) error {
-	confDB := l.hostFile(node, "/etc/openvswitch", "conf.db")
-	if _, err := os.Stat(confDB); os.IsNotExist(err) {
-		if _, err := run("ovsdb-tool", "create", confDB, "/usr/share/openvswitch/vswitch.ovsschema"); err != nil {
-			return err
-		}
-	}
-	logOpts := []string{"-vconsole:info", "-vsyslog:off", "-vfile:off"}
-	if err := l.sup.Ensure(l.nodeSpec("ovsdb-server", node, append([]string{"ovsdb-server", "/etc/openvswitch/conf.db",
-		"--remote=punix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
-		return err
-	}
-	if err := waitFor("ovsdb-server on "+node, 20*time.Second, func() error {
-		_, err := l.inNode(node, "ovs-vsctl", "--timeout=2", "--no-wait", "init")
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := l.sup.Ensure(l.nodeSpec("ovs-vswitchd", node, append([]string{"ovs-vswitchd",
-		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
-		return err
-	}
-	if err := l.sup.Ensure(l.nodeSpec("ovn-controller", node, append([]string{"ovn-controller",
-		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
+	if err := l.startOVS(node); err != nil {
 		return err
 	}
 	if bin := l.kovnBin("kovn-node"); bin != "" {
 		// kovn-node owns the chassis configuration and the shared gateway.
 		return l.startKovnNode(node, bin)
 	}
-	ip := l.NodeIPs[node]
-	mac, err := linkMAC(node, "eth0")
+	return l.configureChassis(node)
+}
+
+// startOVS starts a host's ovsdb-server, ovs-vswitchd and ovn-controller.
+func (l *Lab) startOVS(host string) error {
+	confDB := l.hostFile(host, "/etc/openvswitch", "conf.db")
+	if _, err := os.Stat(confDB); os.IsNotExist(err) {
+		if _, err := run("ovsdb-tool", "create", confDB, "/usr/share/openvswitch/vswitch.ovsschema"); err != nil {
+			return err
+		}
+	}
+	logOpts := []string{"-vconsole:info", "-vsyslog:off", "-vfile:off"}
+	if err := l.sup.Ensure(l.nodeSpec("ovsdb-server", host, append([]string{"ovsdb-server", "/etc/openvswitch/conf.db",
+		"--remote=punix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
+		return err
+	}
+	if err := waitFor("ovsdb-server on "+host, 20*time.Second, func() error {
+		_, err := l.inNode(host, "ovs-vsctl", "--timeout=2", "--no-wait", "init")
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := l.sup.Ensure(l.nodeSpec("ovs-vswitchd", host, append([]string{"ovs-vswitchd",
+		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
+		return err
+	}
+	return l.sup.Ensure(l.nodeSpec("ovn-controller", host, append([]string{"ovn-controller",
+		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...))
+}
+
+// configureChassis does by hand what kovn-node does on a host when it is
+// not built: the chassis settings, and the host address moved onto br-ex
+// as the shared gateway needs.
+func (l *Lab) configureChassis(host string) error {
+	ip := l.hostIP(host)
+	mac, err := linkMAC(host, "eth0")
 	if err != nil {
 		return err
 	}
-	if _, err := l.inNode(node, "ovs-vsctl", "--timeout=20",
+	if _, err := l.inNode(host, "ovs-vsctl", "--timeout=20",
 		"set", "Open_vSwitch", ".",
-		"external_ids:system-id="+node, "external_ids:hostname="+node,
+		"external_ids:system-id="+host, "external_ids:hostname="+host,
 		"external_ids:ovn-remote=tcp:"+ControlPlaneIP+":"+fmt.Sprint(SBPort),
 		"external_ids:ovn-encap-type=geneve", "external_ids:ovn-encap-ip="+ip,
 		"external_ids:ovn-bridge-mappings=physnet:br-ex", "external_ids:ovn-bridge-datapath-type=netdev",
@@ -106,7 +118,7 @@ func (l *Lab) setupOVS(node string) error {
 		{"ip", "link", "set", "br-ex", "up"},
 		{"ip", "route", "replace", "default", "via", UnderlayGateway, "dev", "br-ex"},
 	} {
-		if _, err := inNet(node, s...); err != nil {
+		if _, err := inNet(host, s...); err != nil {
 			return err
 		}
 	}
@@ -221,6 +233,12 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.Rename(tmp, dst)
 }
 
+// giveUp wraps an error that more waiting cannot cure, such as a daemon
+// that exited: waitFor returns it at once instead of at the timeout.
+type giveUp struct{ error }
+
+func (g giveUp) Unwrap() error { return g.error }
+
 // waitFor polls check until it succeeds or the timeout passes, returning
 // the last error so the reason is not lost.
 func waitFor(what string, timeout time.Duration, check func() error) error {
@@ -229,6 +247,10 @@ func waitFor(what string, timeout time.Duration, check func() error) error {
 		err := check()
 		if err == nil {
 			return nil
+		}
+		var g giveUp
+		if errors.As(err, &g) {
+			return fmt.Errorf("%s: %w", what, g.error)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %s: %w", what, timeout, err)
