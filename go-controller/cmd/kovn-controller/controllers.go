@@ -10,6 +10,8 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/externalport"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/namespace"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/node"
 	"github.com/kovn-io/kovn/go-controller/pkg/controller/pod"
@@ -32,7 +35,7 @@ import (
 
 // runControllers runs while this replica leads: caches first, then each
 // controller's start-up reconciliation, then the workers.
-func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.Interface, reg prometheus.Registerer, ready *atomic.Bool) error {
+func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.Interface, dc dynamic.Interface, reg prometheus.Registerer, ready *atomic.Bool) error {
 	start := time.Now()
 	nb, err := nbops.NewClient(ctx, cfg.NBAddresses, nbops.ClientOptions{CertFile: cfg.NBCert, KeyFile: cfg.NBKey, CAFile: cfg.NBCACert})
 	if err != nil {
@@ -44,7 +47,11 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kc.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller"})
-	cs, err := newControllers(cfg, kc, nb, reg, recorder)
+	if !hasExternalPorts(kc) {
+		klog.InfoS("the ExternalPort CRD is not installed (dist/crds): external ports are off until it is and kovn-controller restarts")
+		dc = nil
+	}
+	cs, err := newControllers(cfg, kc, dc, nb, reg, recorder)
 	if err != nil {
 		return err
 	}
@@ -53,6 +60,14 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	for typ, ok := range cs.factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("cache of %v did not sync", typ)
+		}
+	}
+	if cs.dynFactory != nil {
+		cs.dynFactory.Start(ctx.Done())
+		for typ, ok := range cs.dynFactory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("cache of %v did not sync", typ)
+			}
 		}
 	}
 	for name, s := range map[string]func(context.Context) error{"node": cs.node.Start, "namespace": cs.ns.Start} {
@@ -68,10 +83,17 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	if err := cs.svc.Start(ctx); err != nil {
 		return fmt.Errorf("start service controller: %w", err)
 	}
+	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
+	// External ports after pods: in underlay mode they share the pods' pool.
+	if cs.ep != nil {
+		if err := cs.ep.Start(ctx); err != nil {
+			return fmt.Errorf("start external port controller: %w", err)
+		}
+		queues = append(queues, cs.ep.Queue)
+	}
 	if err := cs.policy.Start(ctx); err != nil {
 		return fmt.Errorf("start policy controller: %w", err)
 	}
-	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
 	for _, q := range queues {
 		go q.Run(ctx)
 	}
@@ -86,19 +108,22 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 
 // controllers are the leader's controllers, wired to their informers.
 type controllers struct {
-	factory informers.SharedInformerFactory
-	tx      *nbops.Transactor
-	node    *node.Controller
-	ns      *namespace.Controller
-	pod     *pod.Controller
-	svc     *service.Controller
-	policy  *policy.Controller
+	factory    informers.SharedInformerFactory
+	dynFactory dynamicinformer.DynamicSharedInformerFactory // nil without the ExternalPort CRD
+	ep         *externalport.Controller
+	tx         *nbops.Transactor
+	node       *node.Controller
+	ns         *namespace.Controller
+	pod        *pod.Controller
+	svc        *service.Controller
+	policy     *policy.Controller
 }
 
 // newControllers builds the controllers on nb and registers every metric
 // of kovn-controller with reg; nothing starts yet. The metrics test builds
 // them the same way to compare what is registered with docs/metrics.md.
-func newControllers(cfg *config.Controller, kc kubernetes.Interface, nb client.Client, reg prometheus.Registerer, recorder record.EventRecorder) (*controllers, error) {
+// dc nil leaves external ports out.
+func newControllers(cfg *config.Controller, kc kubernetes.Interface, dc dynamic.Interface, nb client.Client, reg prometheus.Registerer, recorder record.EventRecorder) (*controllers, error) {
 	tx := nbops.NewTransactor(nb, reg)
 	problems := metrics.NewProblems(recorder, reg)
 	qm := queue.NewMetrics(reg)
@@ -115,7 +140,18 @@ func newControllers(cfg *config.Controller, kc kubernetes.Interface, nb client.C
 	if err != nil {
 		return nil, err
 	}
-	policyCtl, err := policy.New(cfg, factory, nb, tx, problems, qm)
+	var dynFactory dynamicinformer.DynamicSharedInformerFactory
+	var epInformer informers.GenericInformer
+	var epCtl *externalport.Controller
+	if dc != nil {
+		dynFactory = dynamicinformer.NewDynamicSharedInformerFactory(dc, 0)
+		epInformer = dynFactory.ForResource(kube.ExternalPortResource())
+		epCtl = externalport.New(cfg, dc, epInformer.Lister(), nb, tx, problems, qm, podCtl.Pool())
+		if _, err := epInformer.Informer().AddEventHandler(epCtl.Queue.Handler()); err != nil {
+			return nil, err
+		}
+	}
+	policyCtl, err := policy.New(cfg, factory, epInformer, nb, tx, problems, qm)
 	if err != nil {
 		return nil, err
 	}
@@ -150,10 +186,25 @@ func newControllers(cfg *config.Controller, kc kubernetes.Interface, nb client.C
 	if _, err := nss.Informer().AddEventHandler(nsCtl.Queue.Handler()); err != nil {
 		return nil, err
 	}
-	return &controllers{factory: factory, tx: tx, node: nodeCtl, ns: nsCtl, pod: podCtl, svc: svcCtl, policy: policyCtl}, nil
+	return &controllers{factory: factory, dynFactory: dynFactory, ep: epCtl, tx: tx, node: nodeCtl, ns: nsCtl, pod: podCtl, svc: svcCtl, policy: policyCtl}, nil
 }
 
 const podsByNode = "spec.nodeName"
+
+// hasExternalPorts tells whether the API server serves ExternalPorts.
+func hasExternalPorts(kc kubernetes.Interface) bool {
+	gvr := kube.ExternalPortResource()
+	list, err := kc.Discovery().ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil {
+		return false
+	}
+	for _, r := range list.APIResources {
+		if r.Name == gvr.Resource {
+			return true
+		}
+	}
+	return false
+}
 
 func requeuePodsOf(node string, pods cache.Indexer, q *queue.Controller) {
 	objs, err := pods.ByIndex(podsByNode, node)

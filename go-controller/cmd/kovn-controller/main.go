@@ -50,11 +50,15 @@ func run(ctx context.Context, cfg *config.Controller) error {
 	if err != nil {
 		return err
 	}
+	dc, err := kube.NewDynamic(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-controller"})
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	go metrics.Serve(ctx, cfg.MetricsAddr, reg, ready.Load)
 
 	lead := func(ctx context.Context) {
-		if err := runControllers(ctx, cfg, kc, reg, &ready); err != nil && ctx.Err() == nil {
+		if err := runControllers(ctx, cfg, kc, dc, reg, &ready); err != nil && ctx.Err() == nil {
 			klog.ErrorS(err, "controllers stopped")
 			os.Exit(1)
 		}

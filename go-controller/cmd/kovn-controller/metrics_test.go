@@ -43,7 +43,7 @@ func TestMetricsDocumented(t *testing.T) {
 	nb := testenv.Connect(t, testenv.StartInMemoryNB(t).Addr, model)
 	reg := metrics.NewRegistry()
 	rec := metricsdoc.NewRecorder(reg)
-	if _, err := newControllers(cfg, fake.NewClientset(), nb, rec, nil); err != nil {
+	if _, err := newControllers(cfg, fake.NewClientset(), nil, nb, rec, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := rec.Metrics()

@@ -1,5 +1,8 @@
 // kovn-node is kovn's node agent: it prepares the host's OVS for OVN,
-// holds the shared gateway and the management port, and serves CNI.
+// holds the shared gateway and the management port, and serves CNI. With
+// --external-host it runs on a host that is not a Kubernetes node: an OVN
+// chassis for ExternalPorts, optionally with the host's own address on
+// kovn's network (--host-port).
 package main
 
 import (
@@ -39,6 +42,14 @@ func main() {
 			reg := metrics.NewRegistry()
 			m := agent.NewMetrics(reg)
 			go metrics.Serve(c.Context, cfg.MetricsAddr, reg, m.Ready)
+			if cfg.ExternalHost {
+				// ExternalPorts are custom resources: read as JSON.
+				dc, err := kube.NewDynamic(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-node"})
+				if err != nil {
+					return err
+				}
+				return agent.RunExternalHost(c.Context, cfg, kc, dc, m)
+			}
 			return agent.Run(c.Context, cfg, kc, m)
 		},
 	}

@@ -1,7 +1,9 @@
 // kovnctl is the operator's tool: what a Kubernetes object became in OVN
 // (show), where a packet goes and which policy decides (trace), and
 // whether kovn is healthy (status). It reads the API, NB and SB and never
-// writes. In the lab, `eval $(kovn-lab env)` sets everything it needs.
+// writes them; attach and detach write only the local host's OVS database
+// and links, to plug an ExternalPort's interface. In the lab,
+// `eval $(kovn-lab env)` sets everything it needs.
 package main
 
 import (
@@ -50,7 +52,7 @@ func newApp(out io.Writer) *cli.App {
 			"  eval $(kovn-lab env); kovnctl status",
 		Writer:   out,
 		Flags:    globalFlags(),
-		Commands: []*cli.Command{showCommand(), traceCommand(), statusCommand()},
+		Commands: []*cli.Command{showCommand(), traceCommand(), statusCommand(), attachCommand(), detachCommand()},
 		// Exit codes: 0 fine, 1 status found problems, 2 usage or errors.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

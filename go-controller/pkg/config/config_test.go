@@ -110,3 +110,39 @@ func TestNodeFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestUnderlayFlags(t *testing.T) {
+	base := []string{"kovn-controller", "--mode=underlay", "--nb-address=tcp:127.0.0.1:6641"}
+	cases := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--underlay-subnet=172.20.0.0/24", "--underlay-vlan=100", "--underlay-exclude=172.20.0.2-172.20.0.9,172.20.0.254"}, ""},
+		{nil, "--underlay-subnet is required"},
+		{[]string{"--underlay-subnet=172.20.0.0/24", "--underlay-gateway=172.21.0.1"}, "not in --underlay-subnet"},
+		{[]string{"--underlay-subnet=172.20.0.0/24", "--underlay-vlan=4095"}, "out of range"},
+		{[]string{"--underlay-subnet=172.20.0.0/24", "--underlay-exclude=172.20.0.9-172.20.0.2"}, "not an address range"},
+	}
+	for _, tc := range cases {
+		var got *Controller
+		app := &cli.App{Flags: ControllerFlags(), Action: func(c *cli.Context) error {
+			var err error
+			got, err = ControllerFromCLI(c)
+			return err
+		}}
+		err := app.Run(append(base, tc.args...))
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tc.args, err)
+				continue
+			}
+			if got.Underlay.Gateway.String() != "172.20.0.1" || got.Underlay.VLAN != 100 || len(got.Underlay.Exclude) != 9 {
+				t.Errorf("%v: underlay = %+v", tc.args, got.Underlay)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.wantErr)
+		}
+	}
+}

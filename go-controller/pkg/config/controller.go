@@ -30,6 +30,7 @@ type Controller struct {
 	ServiceCIDRs   []netip.Prefix
 	Mode           string // overlay or underlay
 	MTU            int
+	Underlay       Underlay // with Mode underlay
 
 	LeaderElect   bool
 	LeaseName     string
@@ -42,6 +43,14 @@ type Controller struct {
 	MetricsAddr string
 	PodWorkers  int
 	NodeWorkers int
+}
+
+// Underlay is the physical network pods sit on in underlay mode.
+type Underlay struct {
+	Subnet  netip.Prefix // the physical subnet, e.g. 192.168.10.0/24
+	Gateway netip.Addr   // the physical router, the pods' gateway
+	Exclude []netip.Addr // addresses that other hosts hold on that subnet
+	VLAN    int          // 0: untagged
 }
 
 // ControllerFlags are the flags of kovn-controller; every one can also be
@@ -60,7 +69,11 @@ func ControllerFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "join-subnet", Value: "100.64.0.0/16", Usage: "links the cluster router to the gateway routers"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16")}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU: the underlay MTU minus Geneve overhead"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU: the underlay MTU minus Geneve overhead (underlay mode: the physical MTU)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "underlay-subnet", Usage: "underlay mode: the physical subnet pods get addresses from"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "underlay-gateway", Usage: "underlay mode: the physical router, the pods' gateway (default: the subnet's first address)"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "underlay-exclude", Usage: "underlay mode: addresses or FIRST-LAST ranges of the subnet that others hold (hosts, routers)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "underlay-vlan", Usage: "underlay mode: VLAN tag of the pod network (0: untagged)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "leader-elect", Value: true}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "lease-name", Value: "kovn-controller"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "lease-namespace", Value: "kovn-system"}),
@@ -96,6 +109,11 @@ func ControllerFromCLI(c *cli.Context) (*Controller, error) {
 	if cfg.JoinSubnet, err = netip.ParsePrefix(c.String("join-subnet")); err != nil {
 		return nil, fmt.Errorf("--join-subnet: %w", err)
 	}
+	if cfg.Mode == "underlay" {
+		if cfg.Underlay, err = underlayFromCLI(c); err != nil {
+			return nil, err
+		}
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -104,8 +122,9 @@ func (c *Controller) Validate() error {
 	switch c.Mode {
 	case "overlay":
 	case "underlay":
-		// Refused rather than silently building the overlay topology.
-		return fmt.Errorf("--mode underlay is not built yet: only overlay is supported")
+		if err := c.Underlay.validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("--mode must be overlay or underlay, not %q", c.Mode)
 	}
@@ -156,4 +175,74 @@ func parsePrefixes(flag string, in []string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// underlayFromCLI reads the underlay flags.
+func underlayFromCLI(c *cli.Context) (Underlay, error) {
+	u := Underlay{VLAN: c.Int("underlay-vlan")}
+	var err error
+	if u.Subnet, err = netip.ParsePrefix(c.String("underlay-subnet")); err != nil {
+		return u, fmt.Errorf("--underlay-subnet is required in underlay mode: %w", err)
+	}
+	if g := c.String("underlay-gateway"); g != "" {
+		if u.Gateway, err = netip.ParseAddr(g); err != nil {
+			return u, fmt.Errorf("--underlay-gateway: %w", err)
+		}
+	} else {
+		u.Gateway = u.Subnet.Masked().Addr().Next()
+	}
+	for _, s := range c.StringSlice("underlay-exclude") {
+		for _, part := range strings.Split(s, ",") {
+			ips, err := parseAddrRange(strings.TrimSpace(part))
+			if err != nil {
+				return u, fmt.Errorf("--underlay-exclude %q: %w", part, err)
+			}
+			u.Exclude = append(u.Exclude, ips...)
+		}
+	}
+	return u, nil
+}
+
+// parseAddrRange reads "IP" or "FIRST-LAST" (at most 65536 addresses).
+func parseAddrRange(s string) ([]netip.Addr, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	first, err := netip.ParseAddr(lo)
+	if err != nil {
+		return nil, err
+	}
+	if !isRange {
+		return []netip.Addr{first}, nil
+	}
+	last, err := netip.ParseAddr(hi)
+	if err != nil {
+		return nil, err
+	}
+	if last.Less(first) || first.Is4() != last.Is4() {
+		return nil, fmt.Errorf("%s is not an address range FIRST-LAST", s)
+	}
+	var out []netip.Addr
+	for a := first; !last.Less(a); a = a.Next() {
+		if out = append(out, a); len(out) > 65536 {
+			return nil, fmt.Errorf("range %s holds more than 65536 addresses", s)
+		}
+	}
+	return out, nil
+}
+
+func (u *Underlay) validate() error {
+	if !u.Subnet.IsValid() || !u.Subnet.Addr().Is4() || u.Subnet.Masked() != u.Subnet || u.Subnet.Bits() > 30 {
+		return fmt.Errorf("--underlay-subnet %s: want an IPv4 network of /30 or wider", u.Subnet)
+	}
+	if !u.Subnet.Contains(u.Gateway) {
+		return fmt.Errorf("--underlay-gateway %s is not in --underlay-subnet %s", u.Gateway, u.Subnet)
+	}
+	for _, a := range u.Exclude {
+		if !u.Subnet.Contains(a) {
+			return fmt.Errorf("--underlay-exclude %s is not in --underlay-subnet %s", a, u.Subnet)
+		}
+	}
+	if u.VLAN < 0 || u.VLAN > 4094 {
+		return fmt.Errorf("--underlay-vlan %d out of range 0..4094", u.VLAN)
+	}
+	return nil
 }

@@ -40,6 +40,18 @@ type Node struct {
 	// FlowPurgeInterval bounds the life of a stale userspace-datapath flow
 	// (netdev only; see ovs.FlowPurger); 0 purges only after changes.
 	FlowPurgeInterval time.Duration
+	// Mode is overlay (node switch, management port, gateway router) or
+	// underlay (pods bridged onto the physical network through br-ex).
+	Mode string
+	// ExternalHost: this host is a chassis but not a Kubernetes Node
+	// (a bare-metal host or a VM hypervisor): no br-ex, management port,
+	// CNI, Node object or heartbeat.
+	ExternalHost bool
+	// HostPort is NAMESPACE/NAME of the ExternalPort that carries this
+	// host's own address on kovn's network ("" for none; external hosts
+	// only), plugged as the internal port HostPortInterface.
+	HostPort          string
+	HostPortInterface string
 }
 
 // NodeFlags are the flags of kovn-node (also settable in --config).
@@ -68,6 +80,10 @@ func NodeFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "datapath-flow-purge-interval", Value: 10 * time.Second, Usage: "netdev only: also purge the datapath's flow cache this often, bounding how long a stale flow of OVS 3.1's userspace datapath lives (0: only after OpenFlow changes)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478", Usage: "serves /metrics, /healthz and /readyz"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay; must match the controller's"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "external-host", Usage: "this host is not a Kubernetes node: configure the OVN chassis only (no br-ex, management port, CNI or Node)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "host-port", Usage: "with --external-host: NAMESPACE/NAME of the ExternalPort that gives this host an address on kovn's network"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "host-port-interface", Value: "kovn-host0", Usage: "the OVS internal port that carries --host-port"}),
 	}
 	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
 }
@@ -83,6 +99,8 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 		CNIPlugin: c.String("cni-plugin"), SocketPath: c.String("cni-socket"),
 		AnnotationTimeout: c.Duration("annotation-timeout"), InstallTimeout: c.Duration("install-timeout"),
 		MetricsAddr: c.String("metrics-address"), FlowPurgeInterval: c.Duration("datapath-flow-purge-interval"),
+		Mode:         c.String("mode"),
+		ExternalHost: c.Bool("external-host"), HostPort: c.String("host-port"), HostPortInterface: c.String("host-port-interface"),
 	}
 	var err error
 	if cfg.ClusterCIDRs, err = parsePrefixes("cluster-cidr", c.StringSlice("cluster-cidr")); err != nil {
@@ -100,6 +118,9 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 	if cfg.DatapathType != "system" && cfg.DatapathType != "netdev" {
 		return nil, fmt.Errorf("--datapath-type must be system or netdev")
 	}
+	if cfg.Mode != "overlay" && cfg.Mode != "underlay" {
+		return nil, fmt.Errorf("--mode must be overlay or underlay, not %q", cfg.Mode)
+	}
 	if cfg.FlowPurgeInterval < 0 {
 		return nil, fmt.Errorf("--datapath-flow-purge-interval must not be negative")
 	}
@@ -108,7 +129,29 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 			return nil, fmt.Errorf("--encap-ip: %w", err)
 		}
 	}
+	if err := cfg.validateHostPort(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// validateHostPort checks --host-port and --host-port-interface.
+func (cfg *Node) validateHostPort() error {
+	if cfg.HostPort == "" {
+		return nil
+	}
+	if !cfg.ExternalHost {
+		return fmt.Errorf("--host-port needs --external-host: a Kubernetes node reaches kovn's network through its management port")
+	}
+	ns, name, ok := strings.Cut(cfg.HostPort, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("--host-port must be NAMESPACE/NAME, not %q", cfg.HostPort)
+	}
+	// IFNAMSIZ is 16 with the terminating NUL.
+	if n := len(cfg.HostPortInterface); n == 0 || n > 15 || strings.ContainsAny(cfg.HostPortInterface, "/ ") {
+		return fmt.Errorf("--host-port-interface %q is not a valid interface name (1-15 characters, no '/' or space)", cfg.HostPortInterface)
+	}
+	return nil
 }
 
 // parsePortRange reads "MIN-MAX" (both 1-65535, MIN <= MAX).

@@ -273,3 +273,20 @@ func (a *IPAllocator) whyNot(ip netip.Addr) string {
 	}
 	return "not usable in " + a.desc
 }
+
+// Move hands from's address to to, which must hold none, with no moment
+// in which the address is free: an external port that changes address
+// holds the new one under a temporary owner until its old one is gone.
+func (a *IPAllocator) Move(from, to string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j, has := a.p.get(to); has {
+		return fmt.Errorf("ipam: move to %q in %s: it already holds %v: %w", to, a.desc, a.addr(j), ErrOwnerHasOther)
+	}
+	i, ok := a.p.release(from)
+	if !ok {
+		return fmt.Errorf("ipam: move from %q in %s: it holds no address", from, a.desc)
+	}
+	a.p.take(to, i)
+	return nil
+}

@@ -215,3 +215,29 @@ func TestReleaseAndLookups(t *testing.T) {
 		t.Error("Contains")
 	}
 }
+
+func TestMove(t *testing.T) {
+	a, err := NewIPAllocator(netip.MustParsePrefix("10.0.0.0/29"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, _ := a.Allocate("tmp")
+	if _, err := a.Allocate("other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Move("tmp", "other"); !errors.Is(err, ErrOwnerHasOther) {
+		t.Fatalf("move onto an owner that holds one: %v", err)
+	}
+	if err := a.Move("tmp", "final"); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := a.Owner(ip); o != "final" {
+		t.Errorf("owner of %v = %q, want final", ip, o)
+	}
+	if _, held := a.Get("tmp"); held {
+		t.Error("tmp still holds an address")
+	}
+	if err := a.Move("tmp", "x"); err == nil {
+		t.Error("moving from an owner with no address succeeded")
+	}
+}

@@ -5,6 +5,7 @@ package kube
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -48,4 +49,15 @@ func NewClientset(cc ClientConfig) (*kubernetes.Clientset, *rest.Config, error) 
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	return cs, cfg, err
+}
+
+// NewDynamic builds a dynamic client for kovn's own resources, which the
+// API server serves as JSON only (protobuf is for built-in types).
+func NewDynamic(cc ClientConfig) (dynamic.Interface, error) {
+	cfg, err := RESTConfig(cc)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AcceptContentTypes, cfg.ContentType = "application/json", "application/json"
+	return dynamic.NewForConfig(cfg)
 }

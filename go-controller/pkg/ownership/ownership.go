@@ -84,3 +84,25 @@ func PodPort(namespace, name string) string { return namespace + "_" + name }
 func NamespaceAddressSet(namespace, family string) string {
 	return "kovn_ns_" + strings.ReplaceAll(namespace, "-", "_") + "_" + family
 }
+
+// KindExternalPort owns the logical switch port of an ExternalPort.
+const KindExternalPort = "ExternalPort"
+
+// ExternalPortSwitch (overlay mode) holds every ExternalPort, whichever
+// chassis it binds on, so a VM that moves keeps its address and MAC. Its
+// subnet is carved from the cluster CIDR like a node's, so everything
+// that routes pod traffic (the cluster router, the gateway routers, the
+// hosts' management ports) routes it too.
+const ExternalPortSwitch = "kovn_external"
+
+// UnderlaySwitch (underlay mode) is the one flat switch of pods and
+// external ports, bridged to the physical network by UnderlayLocalnetPort.
+const (
+	UnderlaySwitch       = "kovn_underlay"
+	UnderlayLocalnetPort = "lnet-kovn_underlay"
+)
+
+// ExternalPortPort is the logical switch port of an ExternalPort, also the
+// OVS iface-id to plug it with. Neither namespace nor pod names hold '_',
+// so the "ep_" prefix cannot meet a pod's "<namespace>_<pod>".
+func ExternalPortPort(namespace, name string) string { return "ep_" + namespace + "_" + name }

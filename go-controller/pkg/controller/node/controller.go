@@ -114,11 +114,23 @@ func (c *Controller) Start(ctx context.Context) error {
 	return c.tx.Transact(ctx, "cluster topology and stale nodes", append(ops, gc...))
 }
 
-// clusterOps ensures the cluster router, the join switch and their link.
+// clusterOps ensures the cluster-wide rows: the load balancer group every
+// switch and gateway router holds, and in overlay mode the cluster router,
+// the join switch and the external port switch; in underlay mode the one
+// flat switch with its localnet port.
 func (c *Controller) clusterOps() ([]ovsdb.Operation, error) {
+	// The service controller fills the group. The table has no
+	// external_ids in NB 7.0.0, so its fixed name is what says it is kovn's.
+	all, groupUUID, err := nbops.EnsureLoadBalancerGroup(c.nb, &nbdb.LoadBalancerGroup{Name: own.ClusterLBGroup})
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Mode == "underlay" {
+		ops, err := c.underlayOps(groupUUID)
+		return append(all, ops...), err
+	}
 	ids := own.IDs(own.KindCluster, "cluster", "")
 	joinIP := clusterJoinIP(c.cfg)
-	var all []ovsdb.Operation
 	ops, lrUUID, err := nbops.EnsureRouter(c.nb, &nbdb.LogicalRouter{Name: own.ClusterRouter, ExternalIDs: ids})
 	if err != nil {
 		return nil, err
@@ -145,10 +157,7 @@ func (c *Controller) clusterOps() ([]ovsdb.Operation, error) {
 		return nil, err
 	}
 	all = append(all, ops...)
-	// Every node switch and gateway router holds this group; the service
-	// controller fills it. The table has no external_ids in NB 7.0.0, so
-	// its fixed name is what says it is kovn's.
-	ops, _, err = nbops.EnsureLoadBalancerGroup(c.nb, &nbdb.LoadBalancerGroup{Name: own.ClusterLBGroup})
+	ops, err = c.externalOps(lrUUID, groupUUID)
 	return append(all, ops...), err
 }
 
@@ -197,6 +206,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.cfg.Mode == "underlay" {
+		// Pods share the flat switch; a node has no rows of its own.
+		return nil
 	}
 	subnet, err := c.ensureSubnet(ctx, node)
 	if err != nil || !subnet.IsValid() {

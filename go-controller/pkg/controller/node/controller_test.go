@@ -224,7 +224,8 @@ func TestNodeGatewayPublishedLater(t *testing.T) {
 
 func TestNodeDeletedAndSubnetReused(t *testing.T) {
 	cfg := testConfig()
-	cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.128.0.0/23")} // two /24s
+	// Three /24s: the external port switch takes one, the nodes two.
+	cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.128.0.0/23"), netip.MustParsePrefix("10.128.2.0/24")}
 	h := newHarness(t, cfg)
 	inst := h.start()
 	gw := testGateway()

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/config"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/ovsdb/nbdb"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
@@ -165,5 +166,28 @@ func TestDesiredClusterRoutePerCIDRAndPure(t *testing.T) {
 	eq(t, "cluster CIDR routes", got, []string{"10.128.0.0/14 via 100.64.0.1", "10.200.0.0/16 via 100.64.0.1"})
 	if !reflect.DeepEqual(r, Desired(in)) {
 		t.Error("Desired is not a pure function of its inputs")
+	}
+}
+
+func TestUnderlayRows(t *testing.T) {
+	u := config.Underlay{Subnet: netip.MustParsePrefix("172.20.0.0/24"), Gateway: netip.MustParseAddr("172.20.0.1"), VLAN: 100}
+	ls, ln := UnderlayRows(u, "lbg-uuid")
+	if ls.Name != own.UnderlaySwitch || ls.OtherConfig["subnet"] != "172.20.0.0/24" || len(ls.LoadBalancerGroup) != 1 {
+		t.Errorf("switch = %+v", ls)
+	}
+	if ln.Type != "localnet" || ln.Options["network_name"] != own.PhysicalNetwork || ln.TagRequest == nil || *ln.TagRequest != 100 {
+		t.Errorf("localnet port = %+v", ln)
+	}
+	u.VLAN = 0
+	if _, ln := UnderlayRows(u, ""); ln.TagRequest != nil {
+		t.Errorf("untagged underlay has tag %d", *ln.TagRequest)
+	}
+}
+
+func TestExternalSwitchRows(t *testing.T) {
+	r := ExternalSwitchRows(netip.MustParsePrefix("10.131.255.0/24"), "g")
+	if r.Switch.Name != own.ExternalPortSwitch || r.RouterPort.Networks[0] != "10.131.255.1/24" ||
+		r.SwitchToRtr.Options["router-port"] != r.RouterPort.Name {
+		t.Errorf("rows = %+v %+v %+v", r.Switch, r.RouterPort, r.SwitchToRtr)
 	}
 }

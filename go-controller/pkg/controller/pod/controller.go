@@ -48,11 +48,16 @@ type Controller struct {
 	mu      sync.Mutex
 	nodes   map[string]*nodeIPAM // node name → its allocator
 	tracked map[string]assigned  // pod key → what it holds
+	// underlay is the one pool of underlay mode, shared by every node
+	// and by the external ports (see Pool); nil in overlay mode.
+	underlay *nodeIPAM
 }
 
 type nodeIPAM struct {
-	subnet netip.Prefix
-	alloc  *ipam.IPAllocator
+	subnet  netip.Prefix
+	gateway netip.Addr
+	alloc   *ipam.IPAllocator
+	ls      string // the logical switch its pods attach to
 }
 
 type assigned struct {
@@ -70,7 +75,30 @@ func New(cfg *config.Controller, kc kubernetes.Interface, l Listers, nb client.C
 	c := &Controller{cfg: cfg, kube: kc, l: l, nb: nb, tx: tx, problems: problems,
 		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}}
 	c.Queue = queue.New("pod", cfg.PodWorkers, qm, c.sync)
+	if cfg.Mode == "underlay" {
+		c.underlay = underlayPool(cfg.Underlay)
+	}
 	return c
+}
+
+// underlayPool manages the physical subnet minus the router and the
+// addresses others hold there. The configuration was validated, so the
+// allocator cannot refuse it.
+func underlayPool(u config.Underlay) *nodeIPAM {
+	alloc, err := ipam.NewIPAllocator(u.Subnet, append([]netip.Addr{u.Gateway}, u.Exclude...)...)
+	if err != nil {
+		panic(fmt.Sprintf("underlay pool from validated configuration: %v", err))
+	}
+	return &nodeIPAM{subnet: u.Subnet, gateway: u.Gateway, alloc: alloc, ls: own.UnderlaySwitch}
+}
+
+// Pool is underlay mode's address pool, which external ports share with
+// pods; nil in overlay mode.
+func (c *Controller) Pool() *ipam.IPAllocator {
+	if c.underlay == nil {
+		return nil
+	}
+	return c.underlay.alloc
 }
 
 // Handler enqueues pods on the changes that matter to their network; our
@@ -137,13 +165,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	pn := Network(ip, ni.subnet, c.cfg.MTU)
+	pn := Network(ip, ni.subnet, ni.gateway, c.cfg.MTU)
 	if err := c.annotate(ctx, pod, pn); err != nil {
 		return err
 	}
-	ls, err := nbops.GetSwitch(c.nb, own.NodeSwitch(pod.Spec.NodeName))
+	ls, err := nbops.GetSwitch(c.nb, ni.ls)
 	if err != nil {
-		return fmt.Errorf("%w: switch of node %s: %v", errRetry, pod.Spec.NodeName, err)
+		return fmt.Errorf("%w: switch %s of node %s: %v", errRetry, ni.ls, pod.Spec.NodeName, err)
 	}
 	ops, _, err := nbops.EnsureSwitchPort(c.nb, ls.UUID, Port(pod, pn))
 	if err != nil {
@@ -159,6 +187,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // nodeIPAM returns the allocator of a node's subnet, made on first use from
 // the subnet the node controller recorded on the Node.
 func (c *Controller) nodeIPAM(node string) (*nodeIPAM, error) {
+	if c.underlay != nil {
+		c.mu.Lock()
+		c.nodes[node] = c.underlay
+		c.mu.Unlock()
+		return c.underlay, nil
+	}
 	n, err := c.l.Nodes.Get(node)
 	if err != nil {
 		return nil, fmt.Errorf("%w: node %s: %v", errRetry, node, err)
@@ -176,7 +210,7 @@ func (c *Controller) nodeIPAM(node string) (*nodeIPAM, error) {
 	if err != nil {
 		return nil, err
 	}
-	ni := &nodeIPAM{subnet: subnets[0], alloc: alloc}
+	ni := &nodeIPAM{subnet: subnets[0], gateway: ipam.GatewayIP(subnets[0]), alloc: alloc, ls: own.NodeSwitch(node)}
 	c.nodes[node] = ni
 	return ni, nil
 }

@@ -49,7 +49,7 @@ func TestScheduledPodsGetAddressPortAndSetMembership(t *testing.T) {
 		sets[p.ns][ip.String()] = true
 
 		pn, _ := kube.ParsePodNetwork(h.getPod(p.ns, p.name).Annotations[kube.PodNetworkAnnotation])
-		want := Network(ip, subnet, 1400)
+		want := Network(ip, subnet, ipam.GatewayIP(subnet), 1400)
 		if pn.MAC != want.MAC || fmt.Sprint(pn.Gateway) != fmt.Sprint([]string{ipam.GatewayIP(subnet).String()}) || pn.MTU != 1400 || pn.IPs[0] != want.IPs[0] {
 			t.Errorf("%s/%s annotation %+v, want %+v", p.ns, p.name, pn, want)
 		}

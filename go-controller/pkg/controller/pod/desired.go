@@ -15,12 +15,14 @@ import (
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
 
-// Network is the pod-network annotation for an address in a node subnet.
-func Network(ip netip.Addr, subnet netip.Prefix, mtu int) *kube.PodNetwork {
+// Network is the pod-network annotation for an address in subnet: a node
+// subnet (the gateway its first address) or the underlay's physical subnet
+// (the gateway its physical router).
+func Network(ip netip.Addr, subnet netip.Prefix, gateway netip.Addr, mtu int) *kube.PodNetwork {
 	return &kube.PodNetwork{
 		IPs:     []string{netip.PrefixFrom(ip, subnet.Bits()).String()},
 		MAC:     ipam.MACFromIP(ip).String(),
-		Gateway: []string{ipam.GatewayIP(subnet).String()},
+		Gateway: []string{gateway.String()},
 		MTU:     mtu,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
@@ -26,7 +27,7 @@ func TestNetwork(t *testing.T) {
 			IPs: []string{"10.130.7.3/29"}, MAC: "0a:58:0a:82:07:03", Gateway: []string{"10.130.7.1"}, MTU: 8900}},
 	} {
 		t.Run(tc.ip, func(t *testing.T) {
-			pn := Network(netip.MustParseAddr(tc.ip), netip.MustParsePrefix(tc.subnet), tc.mtu)
+			pn := Network(netip.MustParseAddr(tc.ip), netip.MustParsePrefix(tc.subnet), ipam.GatewayIP(netip.MustParsePrefix(tc.subnet)), tc.mtu)
 			if !reflect.DeepEqual(*pn, tc.want) {
 				t.Fatalf("Network = %+v, want %+v", *pn, tc.want)
 			}
@@ -51,7 +52,7 @@ func TestPort(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web-0", UID: "uid-1"},
 		Spec:       corev1.PodSpec{NodeName: "node-1"},
 	}
-	pn := Network(netip.MustParseAddr("10.128.1.5"), netip.MustParsePrefix("10.128.1.0/24"), 1400)
+	pn := Network(netip.MustParseAddr("10.128.1.5"), netip.MustParsePrefix("10.128.1.0/24"), netip.MustParseAddr("10.128.1.1"), 1400)
 	lsp := Port(pod, pn)
 
 	if lsp.Name != "team-a_web-0" {

@@ -66,6 +66,18 @@ func (c *Controller) Start(ctx context.Context) error {
 		held[set][a.ip.String()] = true
 	}
 	c.mu.Unlock()
+	// External ports are namespace members too; their controller owns them.
+	for _, lsp := range nbops.Owned[nbdb.LogicalSwitchPort](c.nb, own.KindExternalPort) {
+		_, key := own.OwnerOf(lsp.ExternalIDs)
+		ns, _, _ := strings.Cut(key, "/")
+		if ip, ok := portIP(lsp); ok {
+			set := own.NamespaceAddressSet(ns, family(ip))
+			if held[set] == nil {
+				held[set] = map[string]bool{}
+			}
+			held[set][ip.String()] = true
+		}
+	}
 	for _, as := range nbops.Owned[nbdb.AddressSet](c.nb, own.KindNamespace) {
 		var stale []string
 		for _, a := range as.Addresses {

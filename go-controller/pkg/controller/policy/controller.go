@@ -14,6 +14,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -38,6 +39,8 @@ const (
 	keyPod       = "pod/"
 	keyNamespace = "namespace/"
 	keyNodes     = "nodes"
+	// keyExternalPort: ExternalPorts are policy members like pods.
+	keyExternalPort = "externalport/"
 )
 
 // Controller programs NetworkPolicies.
@@ -46,24 +49,29 @@ type Controller struct {
 	pods       corelisters.PodLister
 	namespaces corelisters.NamespaceLister
 	nodes      corelisters.NodeLister
+	extPorts   cache.GenericLister // nil without the ExternalPort CRD
 	nb         client.Client
 	tx         *nbops.Transactor
 	problems   *metrics.Problems
 	// Queue holds policy, pod, namespace and node keys; run it after Start.
 	Queue *queue.Controller
 	idx   *index
+	// underlay: nodes reach pods from their own addresses, not through a
+	// management port.
+	underlay bool
 }
 
 // New builds the controller and registers its handlers on f's
-// NetworkPolicy, Pod, Namespace and Node informers and on the NB cache
-// (pod ports appearing). Call Start once f's caches have synced.
-func New(cfg *config.Controller, f informers.SharedInformerFactory, nb client.Client, tx *nbops.Transactor,
+// NetworkPolicy, Pod, Namespace and Node informers, on the ExternalPort
+// informer (nil: none) and on the NB cache (pod ports appearing). Call
+// Start once the caches have synced.
+func New(cfg *config.Controller, f informers.SharedInformerFactory, extPorts informers.GenericInformer, nb client.Client, tx *nbops.Transactor,
 	problems *metrics.Problems, qm *queue.Metrics) (*Controller, error) {
 	nps, pods := f.Networking().V1().NetworkPolicies(), f.Core().V1().Pods()
 	nss, nodes := f.Core().V1().Namespaces(), f.Core().V1().Nodes()
 	c := &Controller{
 		policies: nps.Lister(), pods: pods.Lister(), namespaces: nss.Lister(), nodes: nodes.Lister(),
-		nb: nb, tx: tx, problems: problems, idx: newIndex(),
+		nb: nb, tx: tx, problems: problems, idx: newIndex(), underlay: cfg.Mode == "underlay",
 	}
 	// Pod syncs dominate, and their work under the index lock is small:
 	// the workers mostly wait for (batched) transactions.
@@ -76,6 +84,13 @@ func New(cfg *config.Controller, f informers.SharedInformerFactory, nb client.Cl
 		{pods.Informer(), c.keyHandler(keyPod, podChanged)},
 		{nss.Informer(), c.keyHandler(keyNamespace, namespaceChanged)},
 		{nodes.Informer(), c.nodeHandler()},
+	}
+	if extPorts != nil {
+		c.extPorts = extPorts.Lister()
+		handlers = append(handlers, struct {
+			inf cache.SharedIndexInformer
+			h   cache.ResourceEventHandler
+		}{extPorts.Informer(), c.keyHandler(keyExternalPort, externalPortChanged)})
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
@@ -123,7 +138,9 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(o, n interface{}) {
-			if o.(*corev1.Node).Annotations[kube.NodeSubnetsAnnotation] != n.(*corev1.Node).Annotations[kube.NodeSubnetsAnnotation] {
+			a, b := o.(*corev1.Node), n.(*corev1.Node)
+			if a.Annotations[kube.NodeSubnetsAnnotation] != b.Annotations[kube.NodeSubnetsAnnotation] ||
+				!apiequality.Semantic.DeepEqual(a.Status.Addresses, b.Status.Addresses) {
 				enqueue(n)
 			}
 		},
@@ -136,8 +153,15 @@ func (c *Controller) nodeHandler() cache.ResourceEventHandler {
 // controller creates the port after the pod's last API change.
 func (c *Controller) portHandler() ovsdbcache.EventHandler {
 	enqueue := func(table string, m model.Model) {
-		if lsp, ok := m.(*nbdb.LogicalSwitchPort); ok && table == nbdb.LogicalSwitchPortTable && lsp.ExternalIDs[own.KindKey] == own.KindPod {
+		lsp, ok := m.(*nbdb.LogicalSwitchPort)
+		if !ok || table != nbdb.LogicalSwitchPortTable {
+			return
+		}
+		switch lsp.ExternalIDs[own.KindKey] {
+		case own.KindPod:
 			c.Queue.Enqueue(keyPod + lsp.ExternalIDs[own.OwnerKey])
+		case own.KindExternalPort:
+			c.Queue.Enqueue(keyExternalPort + lsp.ExternalIDs[own.OwnerKey])
 		}
 	}
 	return &ovsdbcache.EventHandlerFuncs{
@@ -161,6 +185,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.syncPod(ctx, strings.TrimPrefix(key, keyPod))
 	case strings.HasPrefix(key, keyNamespace):
 		return c.syncNamespace(ctx, strings.TrimPrefix(key, keyNamespace))
+	case strings.HasPrefix(key, keyExternalPort):
+		return c.syncExternalPort(ctx, strings.TrimPrefix(key, keyExternalPort))
 	case key == keyNodes:
 		return c.syncNodes(ctx)
 	}
@@ -241,6 +267,12 @@ func (c *Controller) syncPod(ctx context.Context, key string) error {
 	if pod != nil && err == nil {
 		info = c.podInfo(pod)
 	}
+	return c.syncMember(ctx, key, ns, info, "policy members of pod "+key)
+}
+
+// syncMember applies one member's (pod or external port) change to the
+// index and sends the ops of the rows whose members changed.
+func (c *Controller) syncMember(ctx context.Context, key, ns string, info *podInfo, desc string) error {
 	x := c.idx
 	x.mu.Lock()
 	if x.pods[key].sameAs(info) {
@@ -249,7 +281,7 @@ func (c *Controller) syncPod(ctx context.Context, key string) error {
 	}
 	ch := x.setPod(key, ns, info)
 	b := x.newBuild(c.nb)
-	err = b.change(ch, key)
+	err := b.change(ch, key)
 	if err != nil {
 		x.finish(b, false)
 	}
@@ -260,7 +292,7 @@ func (c *Controller) syncPod(ctx context.Context, key string) error {
 		}
 		return err
 	}
-	return c.commit(ctx, "policy members of pod "+key, b)
+	return c.commit(ctx, desc, b)
 }
 
 // podInfo reads what policies need of a pod, its port from the NB cache.
@@ -392,6 +424,16 @@ func (c *Controller) nodeManagementOps() ([]ovsdb.Operation, error) {
 	}
 	var ips []string
 	for _, n := range nodes {
+		if c.underlay {
+			// No management port: the host reaches pods from its own
+			// address, through the physical network.
+			for _, a := range n.Status.Addresses {
+				if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() && a.Type == corev1.NodeInternalIP {
+					ips = append(ips, ip.String())
+				}
+			}
+			continue
+		}
 		subnets, err := kube.ParseNodeSubnets(n.Annotations[kube.NodeSubnetsAnnotation])
 		if err != nil {
 			continue // the node controller reports it; the node has no pods yet

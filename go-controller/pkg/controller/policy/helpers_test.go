@@ -73,7 +73,7 @@ func (h *harness) startNoRun() *instance {
 	h.t.Helper()
 	i := &instance{Instance: h.NewInstance(), problems: metrics.NewProblems(nil, nil)}
 	var err error
-	i.c, err = New(&config.Controller{PodWorkers: 4}, i.Factory, i.NB, i.Tx, i.problems, queue.NewMetrics(i.Reg))
+	i.c, err = New(&config.Controller{PodWorkers: 4}, i.Factory, nil, i.NB, i.Tx, i.problems, queue.NewMetrics(i.Reg))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -72,6 +72,11 @@ func (c *Controller) rebuild() error {
 	for i, p := range pods {
 		infos[i] = c.podInfo(p)
 	}
+	eps, err := c.externalPortInfos()
+	if err != nil {
+		return err
+	}
+	infos = append(infos, eps...)
 	x := c.idx
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	podctl "github.com/kovn-io/kovn/go-controller/pkg/controller/pod"
+	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
 )
@@ -90,7 +91,7 @@ func PodObject(p Pod) *corev1.Pod {
 			subnet = n.Subnet
 		}
 	}
-	pn, err := podctl.Network(p.IP, subnet, mtu).Marshal()
+	pn, err := podctl.Network(p.IP, subnet, ipam.GatewayIP(subnet), mtu).Marshal()
 	if err != nil {
 		panic(err)
 	}

@@ -173,7 +173,7 @@ func (c *Cluster) podOps() ([]ovsdb.Operation, error) {
 			return nil, err
 		}
 		obj := PodObject(p)
-		pn := podctl.Network(p.IP, nodeSubnet(p.Node), mtu)
+		pn := podctl.Network(p.IP, nodeSubnet(p.Node), ipam.GatewayIP(nodeSubnet(p.Node)), mtu)
 		o.uuid(nbops.EnsureSwitchPort(c.NB, ls.UUID, podctl.Port(obj, pn)))
 	}
 	for _, ns := range Namespaces {

@@ -84,12 +84,16 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metr
 	if err := publishGateway(ctx, kc, cfg.NodeName, chassisID, gw, cfg.GatewayInterface); err != nil {
 		return err
 	}
-	subnet, err := waitNodeSubnet(ctx, kc, cfg.NodeName)
-	if err != nil {
-		return err
-	}
-	if err := setupManagementPort(ctx, cfg, o, subnet); err != nil {
-		return err
+	var subnet netip.Prefix
+	if cfg.Mode == "overlay" {
+		// Underlay mode has no node subnet and no management port: pods
+		// are on the physical network, which the host reaches directly.
+		if subnet, err = waitNodeSubnet(ctx, kc, cfg.NodeName); err != nil {
+			return err
+		}
+		if err := setupManagementPort(ctx, cfg, o, subnet); err != nil {
+			return err
+		}
 	}
 	changes, err := hostnet.Changes(ctx)
 	if err != nil {
@@ -306,6 +310,9 @@ func setupManagementPort(ctx context.Context, cfg *config.Node, o *ovs.Client, s
 // br-ex, the cluster and service CIDRs through the management port.
 func hostRestorer(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) func() error {
 	rs := []hostnet.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: gw.NextHop, Dev: "br-ex"}}
+	if !subnet.IsValid() { // underlay mode
+		return func() error { return hostnet.EnsureRoutes(rs) }
+	}
 	// Service ClusterIPs too: the node switch's load balancers answer them,
 	// so the host (and hostNetwork pods) reach Services without kube-proxy.
 	for _, c := range append(slices.Clone(cfg.ClusterCIDRs), cfg.ServiceCIDRs...) {
@@ -344,6 +351,15 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *h
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	flows := func() {
+		if cfg.Mode == "underlay" {
+			if err := gateway.RemoveFlows(ctx, "", "br-ex"); err != nil && ctx.Err() == nil {
+				klog.ErrorS(err, "underlay: br-ex back to NORMAL")
+			}
+			if cfg.DatapathType == "netdev" {
+				hideCTZeroSNAT(ctx, o)
+			}
+			return
+		}
 		patch, err := gateway.PatchPort(ctx, "", "br-ex")
 		if err == nil {
 			err = gateway.EnsureFlows(ctx, gateway.Config{

@@ -229,3 +229,17 @@ func run(ctx context.Context, stdin io.Reader, name string, args ...string) ([]b
 	}
 	return stdout.Bytes(), nil
 }
+
+// RemoveFlows deletes kovn's flows from bridge and leaves it to the
+// default NORMAL flow. Underlay mode has no gateway router sharing the
+// node IP: the host and the pods (through the localnet patch port) each
+// have MACs of their own, which MAC learning sorts out.
+func RemoveFlows(ctx context.Context, runDir, bridge string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	ours := &ovs.MatchFlow{Cookie: cookieKovn, CookieMask: cookieMask, Table: ovs.AnyTable}
+	if err := newClient(ctx).OpenFlow.DelFlows(ofTarget(runDir, bridge), ours); err != nil {
+		return fmt.Errorf("delete kovn flows of %s: %w", bridge, err)
+	}
+	return nil
+}
