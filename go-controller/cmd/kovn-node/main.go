@@ -48,7 +48,7 @@ func main() {
 				if err != nil {
 					return err
 				}
-				return agent.RunExternalHost(c.Context, cfg, kc, dc, m)
+				return agent.RunExternalHost(c.Context, cfg, dc, m)
 			}
 			return agent.Run(c.Context, cfg, kc, m)
 		},

@@ -3,6 +3,8 @@ package nbops
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -112,4 +114,19 @@ func GetSwitchPort(c client.Client, name string) (*nbdb.LogicalSwitchPort, error
 		return nil, fmt.Errorf("logical switch port %q: %w", name, err)
 	}
 	return lsp, nil
+}
+
+// PortIP is the first address of a port whose addresses are "MAC IP…"
+// (pods' and external ports'), or false when it has none.
+func PortIP(lsp *nbdb.LogicalSwitchPort) (netip.Addr, bool) {
+	for _, a := range lsp.Addresses {
+		f := strings.Fields(a)
+		if len(f) < 2 {
+			continue
+		}
+		if ip, err := netip.ParseAddr(f[1]); err == nil {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
 }

@@ -104,8 +104,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if ep.DeletionTimestamp != nil {
 		return c.teardown(ctx, key)
 	}
-	mac, err := MAC(ep, netip.IPv4Unspecified())
-	if err != nil {
+	// A bad MAC is refused before an address is taken for the port.
+	if _, err := MAC(ep, netip.IPv4Unspecified()); err != nil {
 		c.report(ep, "InvalidMAC", fmt.Sprintf("spec.mac %q: %v", ep.Spec.MAC, err))
 		return nil
 	}
@@ -113,7 +113,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	if mac, err = MAC(ep, ip); err != nil {
+	mac, err := MAC(ep, ip)
+	if err != nil {
 		return err
 	}
 	ls, err := nbops.GetSwitch(c.nb, c.network.Switch)
@@ -299,7 +300,7 @@ func (c *Controller) deleteOps(ns, name, key string) ([]ovsdb.Operation, error) 
 	c.mu.Unlock()
 	if !ok {
 		if lsp, err := nbops.GetSwitchPort(c.nb, port); err == nil {
-			ip, ok = portIP(lsp)
+			ip, ok = nbops.PortIP(lsp)
 		}
 	}
 	ops, err := nbops.DeleteSwitchPort(c.nb, port)
@@ -322,19 +323,6 @@ func (c *Controller) release(key string) {
 		c.pool.Release(owner(key))
 	}
 	c.pool.Release(owner(key) + "#next")
-}
-
-// portIP reads the address of a port ("MAC IP").
-func portIP(lsp *nbdb.LogicalSwitchPort) (netip.Addr, bool) {
-	if len(lsp.Addresses) == 0 {
-		return netip.Addr{}, false
-	}
-	var mac, ip string
-	if n, _ := fmt.Sscan(lsp.Addresses[0], &mac, &ip); n != 2 {
-		return netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(ip)
-	return a, err == nil
 }
 
 func statusEqual(a, b *kube.ExternalPortStatus) bool {

@@ -40,7 +40,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	var ops []ovsdb.Operation
 	for _, lsp := range nbops.Owned[nbdb.LogicalSwitchPort](c.nb, own.KindExternalPort) {
 		_, key := own.OwnerOf(lsp.ExternalIDs)
-		ip, hasIP := portIP(lsp)
+		ip, hasIP := nbops.PortIP(lsp)
 		if !live[key] {
 			ns, name, _ := cache.SplitMetaNamespaceKey(key)
 			del, err := c.deleteOps(ns, name, key)

@@ -51,7 +51,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 		// A port whose pod lost its annotation still holds its address
 		// until the pod's sync replaces it; nobody else may take it.
-		if ip, ok := portIP(lsp); ok {
+		if ip, ok := nbops.PortIP(lsp); ok {
 			c.reserve(key, pod.Spec.NodeName, ip)
 		}
 	}
@@ -70,7 +70,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	for _, lsp := range nbops.Owned[nbdb.LogicalSwitchPort](c.nb, own.KindExternalPort) {
 		_, key := own.OwnerOf(lsp.ExternalIDs)
 		ns, _, _ := strings.Cut(key, "/")
-		if ip, ok := portIP(lsp); ok {
+		if ip, ok := nbops.PortIP(lsp); ok {
 			set := own.NamespaceAddressSet(ns, family(ip))
 			if held[set] == nil {
 				held[set] = map[string]bool{}
@@ -109,17 +109,4 @@ func (c *Controller) reserve(key, node string, ip netip.Addr) {
 	c.mu.Lock()
 	c.tracked[key] = assigned{node: node, ip: ip}
 	c.mu.Unlock()
-}
-
-// portIP reads the address of a pod port ("MAC IP").
-func portIP(lsp *nbdb.LogicalSwitchPort) (netip.Addr, bool) {
-	if len(lsp.Addresses) == 0 {
-		return netip.Addr{}, false
-	}
-	f := strings.Fields(lsp.Addresses[0])
-	if len(f) < 2 {
-		return netip.Addr{}, false
-	}
-	ip, err := netip.ParseAddr(f[1])
-	return ip, err == nil
 }

@@ -3,9 +3,7 @@ package policy
 import (
 	"context"
 	"maps"
-	"net/netip"
 	"slices"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -71,26 +69,10 @@ func (c *Controller) externalPortInfo(ep *kube.ExternalPort) *podInfo {
 	if err != nil {
 		return p
 	}
-	if ip, ok := lspIPv4(lsp.Addresses); ok {
+	if ip, ok := nbops.PortIP(lsp); ok && ip.Is4() {
 		p.ip, p.lsp = ip, lsp.UUID
 	}
 	return p
-}
-
-// lspIPv4 reads the IPv4 address of "MAC IP…".
-func lspIPv4(addresses []string) (netip.Addr, bool) {
-	for _, a := range addresses {
-		f := strings.Fields(a)
-		if len(f) < 2 {
-			continue
-		}
-		for _, f := range f[1:] {
-			if ip, err := netip.ParseAddr(f); err == nil && ip.Is4() {
-				return ip, true
-			}
-		}
-	}
-	return netip.Addr{}, false
 }
 
 // externalPortInfos lists every external port's info, for Start.

@@ -115,13 +115,7 @@ func Run(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, m *Metr
 		}
 	}
 	go keepHostNetwork(ctx, cfg, o, gw, restore, changes)
-	if cfg.DatapathType == "netdev" {
-		// OVS 3.1's userspace datapath can keep a stale flow after a
-		// policy change (see ovs.FlowPurger).
-		purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond,
-			Every: cfg.FlowPurgeInterval, Purged: m.flowPurged}
-		go purger.Run(ctx)
-	}
+	startFlowPurger(ctx, cfg, m)
 	if err := removeStalePorts(ctx, o, pods.Lister()); err != nil {
 		klog.ErrorS(err, "start-up cleanup of pod ports")
 	}
@@ -325,6 +319,18 @@ func hostRestorer(cfg *config.Node, gw *hostnet.Gateway, subnet netip.Prefix) fu
 		}
 		return hostnet.EnsureRoutes(rs)
 	}
+}
+
+// startFlowPurger runs the datapath flow purger on the userspace datapath,
+// where OVS 3.1 can keep a stale flow after a policy change (see
+// ovs.FlowPurger).
+func startFlowPurger(ctx context.Context, cfg *config.Node, m *Metrics) {
+	if cfg.DatapathType != "netdev" {
+		return
+	}
+	purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond,
+		Every: cfg.FlowPurgeInterval, Purged: m.flowPurged}
+	go purger.Run(ctx)
 }
 
 // hideCTZeroSNAT keeps ovn-controller from asking the userspace datapath

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
@@ -33,9 +32,8 @@ const (
 // no management port, CNI, Node object or heartbeat. With --host-port it
 // keeps that ExternalPort plugged as the internal port
 // --host-port-interface, which gives the host its address on kovn's
-// network. kc is unused for now: nothing on such a host reads or writes a
-// built-in object. It returns when ctx ends.
-func RunExternalHost(ctx context.Context, cfg *config.Node, kc kubernetes.Interface, dc dynamic.Interface, m *Metrics) error {
+// network. It returns when ctx ends.
+func RunExternalHost(ctx context.Context, cfg *config.Node, dc dynamic.Interface, m *Metrics) error {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -66,13 +64,8 @@ func RunExternalHost(ctx context.Context, cfg *config.Node, kc kubernetes.Interf
 		return err
 	}
 	go keepExternalHostNetwork(ctx, cfg, o, gw, changes)
-	if cfg.DatapathType == "netdev" {
-		// The same userspace-datapath workaround as on a node: ports
-		// here meet NetworkPolicy ACLs like pods do.
-		purger := &ovs.FlowPurger{Bridge: "br-int", Quiet: 50 * time.Millisecond, MaxDelay: 250 * time.Millisecond,
-			Every: cfg.FlowPurgeInterval, Purged: m.flowPurged}
-		go purger.Run(ctx)
-	}
+	// Ports here meet NetworkPolicy ACLs like pods do.
+	startFlowPurger(ctx, cfg, m)
 	defer m.serving.Store(false)
 	if cfg.HostPort == "" {
 		klog.InfoS("kovn-node ready (external host)", "chassis", chassisID, "hostname", cfg.NodeName)

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
@@ -83,7 +82,7 @@ func TestRunExternalHost(t *testing.T) {
 			if err := uplink(); err != nil {
 				return fmt.Errorf("uplink: %w", err)
 			}
-			return RunExternalHost(ctx, cfg, fake.NewClientset(), dc, m)
+			return RunExternalHost(ctx, cfg, dc, m)
 		})
 	}()
 	inNS := func() error {
