@@ -121,16 +121,29 @@ func TestTimeline(t *testing.T) {
 }
 
 func TestParallelStopsOnError(t *testing.T) {
+	// One worker: the calls are in order, so exactly 0..3 run.
 	var calls atomic.Int32
-	err := parallel(1000, 4, func(i int) error {
+	err := parallel(1000, 1, func(i int) error {
 		calls.Add(1)
 		if i == 3 {
 			return errors.New("boom")
 		}
 		return nil
 	})
-	if err == nil || calls.Load() > 100 {
-		t.Errorf("err %v after %d calls", err, calls.Load())
+	if err == nil || err.Error() != "boom" || calls.Load() != 4 {
+		t.Errorf("one worker: err %v after %d calls, want boom after 4", err, calls.Load())
+	}
+	// Four workers: the error still comes back. (How many calls run
+	// before the others see it depends on scheduling, so it is not
+	// counted here.)
+	err = parallel(1000, 4, func(i int) error {
+		if i == 0 {
+			return errors.New("boom")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "boom" {
+		t.Errorf("four workers: err %v, want boom", err)
 	}
 	if err := parallel(0, 4, func(int) error { return errors.New("never") }); err != nil {
 		t.Error(err)

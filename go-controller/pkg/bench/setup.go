@@ -62,6 +62,13 @@ func parallel(n, workers int, f func(i int) error) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				// The feeder may hand out one more index after the
+				// first error; it must not start.
+				select {
+				case <-stop:
+					continue
+				default:
+				}
 				if err := f(i); err != nil {
 					once.Do(func() { first = err; close(stop) })
 				}
@@ -70,6 +77,13 @@ func parallel(n, workers int, f func(i int) error) error {
 	}
 feed:
 	for i := 0; i < n; i++ {
+		// select picks at random among ready cases, so look at stop
+		// first: after an error no further index is handed out.
+		select {
+		case <-stop:
+			break feed
+		default:
+		}
 		select {
 		case next <- i:
 		case <-stop:
