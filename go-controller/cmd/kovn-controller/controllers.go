@@ -47,55 +47,9 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kc.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller"})
-	if !hasExternalPorts(kc) {
-		klog.InfoS("the ExternalPort CRD is not installed (dist/crds): external ports are off until it is and kovn-controller restarts")
-		dc = nil
-	}
-	cs, err := newControllers(cfg, kc, dc, nb, reg, recorder)
+	cs, queues, err := startControllers(ctx, cfg, kc, dc, nb, reg, recorder)
 	if err != nil {
 		return err
-	}
-
-	cs.factory.Start(ctx.Done())
-	for typ, ok := range cs.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("cache of %v did not sync", typ)
-		}
-	}
-	if cs.dynFactory != nil {
-		cs.dynFactory.Start(ctx.Done())
-		for typ, ok := range cs.dynFactory.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("cache of %v did not sync", typ)
-			}
-		}
-	}
-	for name, s := range map[string]func(context.Context) error{"node": cs.node.Start, "namespace": cs.ns.Start} {
-		if err := s(ctx); err != nil {
-			return fmt.Errorf("start %s controller: %w", name, err)
-		}
-	}
-	// Pods come after nodes: their start-up needs the node subnets; so do
-	// services, which need the cluster load-balancer group.
-	if err := cs.pod.Start(ctx); err != nil {
-		return fmt.Errorf("start pod controller: %w", err)
-	}
-	if err := cs.svc.Start(ctx); err != nil {
-		return fmt.Errorf("start service controller: %w", err)
-	}
-	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
-	// External ports after pods: in underlay mode they share the pods' pool.
-	if cs.ep != nil {
-		if err := cs.ep.Start(ctx); err != nil {
-			return fmt.Errorf("start external port controller: %w", err)
-		}
-		queues = append(queues, cs.ep.Queue)
-	}
-	if err := cs.policy.Start(ctx); err != nil {
-		return fmt.Errorf("start policy controller: %w", err)
-	}
-	for _, q := range queues {
-		go q.Run(ctx)
 	}
 	// Ready once the initial state is programmed: every queue drained.
 	queue.WaitIdle(ctx, 20*time.Millisecond, queues...)
@@ -104,6 +58,64 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	ready.Store(true)
 	<-ctx.Done()
 	return nil
+}
+
+// startControllers builds the controllers, syncs their caches, runs each
+// one's start-up reconciliation in dependency order and starts the
+// workers; it returns the queues to wait on.
+func startControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.Interface, dc dynamic.Interface, nb client.Client,
+	reg prometheus.Registerer, recorder record.EventRecorder, txOpts ...nbops.TransactorOption) (*controllers, []*queue.Controller, error) {
+	if !hasExternalPorts(kc) {
+		klog.InfoS("the ExternalPort CRD is not installed (dist/crds): external ports are off until it is and kovn-controller restarts")
+		dc = nil
+	}
+	cs, err := newControllers(cfg, kc, dc, nb, reg, recorder, txOpts...)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	cs.factory.Start(ctx.Done())
+	for typ, ok := range cs.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, nil, fmt.Errorf("cache of %v did not sync", typ)
+		}
+	}
+	if cs.dynFactory != nil {
+		cs.dynFactory.Start(ctx.Done())
+		for typ, ok := range cs.dynFactory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil, nil, fmt.Errorf("cache of %v did not sync", typ)
+			}
+		}
+	}
+	for name, s := range map[string]func(context.Context) error{"node": cs.node.Start, "namespace": cs.ns.Start} {
+		if err := s(ctx); err != nil {
+			return nil, nil, fmt.Errorf("start %s controller: %w", name, err)
+		}
+	}
+	// Pods come after nodes: their start-up needs the node subnets; so do
+	// services, which need the cluster load-balancer group.
+	if err := cs.pod.Start(ctx); err != nil {
+		return nil, nil, fmt.Errorf("start pod controller: %w", err)
+	}
+	if err := cs.svc.Start(ctx); err != nil {
+		return nil, nil, fmt.Errorf("start service controller: %w", err)
+	}
+	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
+	// External ports after pods: in underlay mode they share the pods' pool.
+	if cs.ep != nil {
+		if err := cs.ep.Start(ctx); err != nil {
+			return nil, nil, fmt.Errorf("start external port controller: %w", err)
+		}
+		queues = append(queues, cs.ep.Queue)
+	}
+	if err := cs.policy.Start(ctx); err != nil {
+		return nil, nil, fmt.Errorf("start policy controller: %w", err)
+	}
+	for _, q := range queues {
+		go q.Run(ctx)
+	}
+	return cs, queues, nil
 }
 
 // controllers are the leader's controllers, wired to their informers.
@@ -123,8 +135,9 @@ type controllers struct {
 // of kovn-controller with reg; nothing starts yet. The metrics test builds
 // them the same way to compare what is registered with docs/metrics.md.
 // dc nil leaves external ports out.
-func newControllers(cfg *config.Controller, kc kubernetes.Interface, dc dynamic.Interface, nb client.Client, reg prometheus.Registerer, recorder record.EventRecorder) (*controllers, error) {
-	tx := nbops.NewTransactor(nb, reg)
+func newControllers(cfg *config.Controller, kc kubernetes.Interface, dc dynamic.Interface, nb client.Client, reg prometheus.Registerer, recorder record.EventRecorder,
+	txOpts ...nbops.TransactorOption) (*controllers, error) {
+	tx := nbops.NewTransactor(nb, reg, txOpts...)
 	problems := metrics.NewProblems(recorder, reg)
 	qm := queue.NewMetrics(reg)
 

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
@@ -45,6 +46,9 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *config.Controller) error {
+	if cfg.Verify {
+		return verify(ctx, cfg, os.Stdout, 2*time.Minute)
+	}
 	reg := metrics.NewRegistry()
 	kc, _, err := kube.NewClientset(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-controller"})
 	if err != nil {

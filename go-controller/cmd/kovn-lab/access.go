@@ -207,3 +207,35 @@ func componentCommand(verb string) *cli.Command {
 		},
 	}
 }
+
+// verifyCommand runs kovn-controller --verify with the lab's controller
+// flags, in the control-plane host: what kovn would still write now.
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "run kovn-controller --verify as the lab's controllers are configured; exit 0 only when NB and the API need no write",
+		Action: func(c *cli.Context) error {
+			l, err := load(c)
+			if err != nil {
+				return err
+			}
+			spec, err := l.Supervisor().Spec("kovn-controller:0")
+			if err != nil {
+				return fmt.Errorf("the lab runs no kovn-controller: %w", err)
+			}
+			argv := []string{"nsenter", "--net=" + spec.NetNS}
+			for _, a := range spec.Argv {
+				// Verify takes no lease and serves no metrics.
+				if !strings.HasPrefix(a, "--identity=") && !strings.HasPrefix(a, "--metrics-address=") {
+					argv = append(argv, a)
+				}
+			}
+			cmd := exec.CommandContext(c.Context, argv[0], append(argv[1:], "--verify")...)
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}

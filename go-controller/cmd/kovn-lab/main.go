@@ -53,6 +53,7 @@ func app() *cli.App {
 			componentCommand("stop"),
 			componentCommand("start"),
 			componentCommand("restart"),
+			verifyCommand(),
 			{Name: "deps", Usage: "install the Debian packages the lab and tests need (idempotent)", Action: func(c *cli.Context) error {
 				return lab.InstallPackages(lab.Packages(), os.Stdout)
 			}},

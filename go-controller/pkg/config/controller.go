@@ -43,6 +43,10 @@ type Controller struct {
 	MetricsAddr string
 	PodWorkers  int
 	NodeWorkers int
+
+	// Verify runs the controllers once without writing and reports what
+	// they would write, instead of running as a replica.
+	Verify bool
 }
 
 // Underlay is the physical network pods sit on in underlay mode.
@@ -84,6 +88,7 @@ func ControllerFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: ":9476", Usage: "serves /metrics, /healthz and /readyz"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "pod-workers", Value: 16}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "node-workers", Value: 4}),
+		&cli.BoolFlag{Name: "verify", Usage: "do not run: compute NB and the API writes kovn would make now, print them, exit 1 if there are any (0: converged)"},
 	}
 	return append(fl, &cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags"})
 }
@@ -97,7 +102,7 @@ func ControllerFromCLI(c *cli.Context) (*Controller, error) {
 		LeaderElect: c.Bool("leader-elect"), LeaseName: c.String("lease-name"), LeaseNS: c.String("lease-namespace"),
 		LeaseDuration: c.Duration("lease-duration"), RenewDeadline: c.Duration("renew-deadline"), RetryPeriod: c.Duration("retry-period"),
 		Identity: c.String("identity"), MetricsAddr: c.String("metrics-address"),
-		PodWorkers: c.Int("pod-workers"), NodeWorkers: c.Int("node-workers"),
+		PodWorkers: c.Int("pod-workers"), NodeWorkers: c.Int("node-workers"), Verify: c.Bool("verify"),
 	}
 	var err error
 	if cfg.ClusterCIDRs, err = parsePrefixes("cluster-cidr", c.StringSlice("cluster-cidr")); err != nil {

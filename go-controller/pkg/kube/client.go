@@ -17,6 +17,9 @@ type ClientConfig struct {
 	QPS        float32 // client-go's default of 5 would cap pod set-up at 5 pods/s
 	Burst      int
 	UserAgent  string
+	// DryRun, when set, makes every write a server-side dry run and
+	// reports it here first (see DryRunWrites).
+	DryRun func(method, path string)
 }
 
 // RESTConfig builds a rest.Config with protobuf and the given rate limits.
@@ -37,6 +40,9 @@ func RESTConfig(cc ClientConfig) (*rest.Config, error) {
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	if cc.UserAgent != "" {
 		cfg.UserAgent = cc.UserAgent
+	}
+	if cc.DryRun != nil {
+		DryRunWrites(cfg, cc.DryRun)
 	}
 	return cfg, nil
 }

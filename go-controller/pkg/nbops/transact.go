@@ -34,6 +34,10 @@ type Transactor struct {
 	mu        sync.Mutex
 	open      *batch
 	flushSlot chan struct{}
+
+	// dryRun, when set, receives every transaction instead of the
+	// database (kovn-controller --verify).
+	dryRun func(desc string, ops []ovsdb.Operation)
 }
 
 // TransactorOption tunes a Transactor.
@@ -67,6 +71,14 @@ func WithCacheSync(timeout time.Duration) TransactorOption {
 // several callers and so cannot use any one caller's context (default 30s).
 func WithBatchTxnTimeout(d time.Duration) TransactorOption {
 	return func(t *Transactor) { t.txnTimeout = d }
+}
+
+// WithDryRun hands every transaction to record instead of sending it, and
+// reports success. Nothing reaches NB, so the client's cache never shows
+// the change: for a one-pass "what would kovn write" check, not for a
+// controller that keeps running.
+func WithDryRun(record func(desc string, ops []ovsdb.Operation)) TransactorOption {
+	return func(t *Transactor) { t.dryRun = record }
 }
 
 // NewTransactor returns a Transactor sending through c. Its metrics are
@@ -106,6 +118,10 @@ func (t *Transactor) Transact(ctx context.Context, desc string, ops []ovsdb.Oper
 }
 
 func (t *Transactor) transact(ctx context.Context, desc string, ops []ovsdb.Operation) error {
+	if t.dryRun != nil {
+		t.dryRun(desc, ops)
+		return nil
+	}
 	start := time.Now()
 	res, err := t.c.Transact(ctx, ops...)
 	if err == nil {

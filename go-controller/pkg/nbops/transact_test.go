@@ -151,3 +151,30 @@ func TestTransactMetrics(t *testing.T) {
 		t.Errorf("tx.Stats() = %d, %d; want 1 txn, 2 ops", txns, n)
 	}
 }
+
+func TestDryRunSendsNothing(t *testing.T) {
+	e := memEnv(t)
+	var got []string
+	tx := nbops.NewTransactor(e.c, nil, nbops.WithDryRun(func(desc string, ops []ovsdb.Operation) {
+		got = append(got, desc)
+	}))
+	ops, _, err := nbops.EnsureSwitch(e.c, &nbdb.LogicalSwitch{Name: "dry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, send := range []func(context.Context, string, []ovsdb.Operation) error{tx.Transact, tx.TransactBatched} {
+		if err := send(context.Background(), "switch dry", ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || got[0] != "switch dry" {
+		t.Errorf("recorded %q", got)
+	}
+	if txns, _ := tx.Stats(); txns != 0 {
+		t.Errorf("%d transactions counted as sent", txns)
+	}
+	var sws []nbdb.LogicalSwitch
+	if err := e.c.List(context.Background(), &sws); err != nil || len(sws) != 0 {
+		t.Errorf("NB holds %d switches after a dry run (%v)", len(sws), err)
+	}
+}
