@@ -167,6 +167,31 @@ func present(want, have []string) []string {
 // second ACL with one id — removed from the group and deleted. The group's
 // ACLs belong to one caller. No ops when the cache already matches.
 func EnsurePortGroupACLs(c client.Client, pgUUID string, desired []*nbdb.ACL) ([]ovsdb.Operation, error) {
+	pg, err := portGroupRow(c, pgUUID)
+	if err != nil {
+		return nil, err
+	}
+	return ensureACLs(c, nbdb.PortGroupTable, pgUUID, pg.ACLs, desired)
+}
+
+// EnsureSwitchACLs is EnsurePortGroupACLs for the acls column of the
+// logical switch lsUUID (real, or named by EnsureSwitch in the same op
+// list).
+func EnsureSwitchACLs(c client.Client, lsUUID string, desired []*nbdb.ACL) ([]ovsdb.Operation, error) {
+	var refs []string
+	if !ovsdb.IsNamedUUID(lsUUID) {
+		ls := cached[nbdb.LogicalSwitch](c, nbdb.LogicalSwitchTable, lsUUID)
+		if ls == nil {
+			return nil, fmt.Errorf("logical switch %s: %w", lsUUID, ErrNotFound)
+		}
+		refs = ls.ACLs
+	}
+	return ensureACLs(c, nbdb.LogicalSwitchTable, lsUUID, refs, desired)
+}
+
+// ensureACLs makes the ACLs that the acls column of row parent (refs)
+// holds exactly desired.
+func ensureACLs(c client.Client, table, parent string, refs []string, desired []*nbdb.ACL) ([]ovsdb.Operation, error) {
 	want := make(map[string]*nbdb.ACL, len(desired))
 	for _, d := range desired {
 		id := d.ExternalIDs[own.IDKey]
@@ -178,18 +203,14 @@ func EnsurePortGroupACLs(c client.Client, pgUUID string, desired []*nbdb.ACL) ([
 		}
 		want[id] = d
 	}
-	pg, err := portGroupRow(c, pgUUID)
-	if err != nil {
-		return nil, err
-	}
-	current, extra := currentACLs(c, pg.ACLs, want)
+	current, extra := currentACLs(c, refs, want)
 	var ops, updates []ovsdb.Operation
 	var added []string
 	for _, d := range desired {
 		id := d.ExternalIDs[own.IDKey]
 		cur := current[id]
 		if cur == nil {
-			named := namedUUID("acl", pgUUID+"|"+id)
+			named := namedUUID("acl", parent+"|"+id)
 			op, err := insertOp(c, nbdb.ACLTable, named, d, aclOwned())
 			if err != nil {
 				return nil, err
@@ -205,11 +226,11 @@ func EnsurePortGroupACLs(c client.Client, pgUUID string, desired []*nbdb.ACL) ([
 		updates = append(updates, up...)
 	}
 	if len(added) > 0 {
-		ops = append(ops, mutateOp(nbdb.PortGroupTable, pgUUID, "acls", ovsdb.MutateOperationInsert, uuidSet(added...)))
+		ops = append(ops, mutateOp(table, parent, "acls", ovsdb.MutateOperationInsert, uuidSet(added...)))
 	}
 	ops = append(ops, updates...)
 	if len(extra) > 0 {
-		ops = append(ops, mutateOp(nbdb.PortGroupTable, pgUUID, "acls", ovsdb.MutateOperationDelete, uuidSet(extra...)))
+		ops = append(ops, mutateOp(table, parent, "acls", ovsdb.MutateOperationDelete, uuidSet(extra...)))
 		for _, u := range extra {
 			ops = append(ops, deleteOp(nbdb.ACLTable, u))
 		}

@@ -273,6 +273,9 @@ func (c *Controller) applyOps(r Rows) ([]ovsdb.Operation, error) {
 	lsUUID := b.ensureSwitch(r.Switch)
 	b.ensureSwitchPort(lsUUID, r.SwitchToRtr)
 	b.ensureSwitchPort(lsUUID, r.Management)
+	if lsUUID != "" {
+		b.add(nbops.EnsureSwitchACLs(c.nb, lsUUID, []*nbdb.ACL{r.Stateful}))
+	}
 	b.ensureRouterPort(lrUUID, r.RouterPort)
 	owner := nodeIDs(r.Switch.ExternalIDs[own.OwnerKey], "") // all of the node's rows, whatever their id
 	b.add(nbops.EnsureStaticRoutes(c.nb, lrUUID, owner, r.ClusterRoutes))

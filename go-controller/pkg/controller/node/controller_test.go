@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -38,6 +39,18 @@ func checkNode(t *testing.T, nb client.Client, cfg *config.Controller, node stri
 	}
 	if !slices.Equal(ls.LoadBalancerGroup, []string{group.UUID}) {
 		return fmt.Errorf("switch %s load_balancer_group %v, want the cluster group %s", node, ls.LoadBalancerGroup, group.UUID)
+	}
+	// One ACL: allow-related for all IP, so conntrack is on before any
+	// policy arrives (StatefulACL).
+	if len(ls.ACLs) != 1 {
+		return fmt.Errorf("switch %s has %d ACLs, want the stateful one", node, len(ls.ACLs))
+	}
+	acl := &nbdb.ACL{UUID: ls.ACLs[0]}
+	if err := nb.Get(context.Background(), acl); err != nil {
+		return err
+	}
+	if acl.Action != nbdb.ACLActionAllowRelated || acl.Match != "ip" || acl.Priority != 0 || acl.ExternalIDs[own.OwnerKey] != node {
+		return fmt.Errorf("switch %s ACL %+v", node, acl)
 	}
 	if ports := switchPortNames(t, nb, ls); !ports["stos-"+node] || !ports["kovn-mp-"+node] {
 		return fmt.Errorf("switch %s ports %v", node, slices.Sorted(maps.Keys(ports)))

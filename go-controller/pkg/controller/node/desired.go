@@ -22,6 +22,9 @@ type Rows struct {
 	SwitchToRtr   *nbdb.LogicalSwitchPort // stos-<node>
 	Management    *nbdb.LogicalSwitchPort // kovn-mp-<node>
 	ClusterRoutes []*nbdb.LogicalRouterStaticRoute
+	// Stateful keeps the switch's traffic in conntrack from the start:
+	// see StatefulACL.
+	Stateful *nbdb.ACL
 
 	Gateway *GatewayRows
 }
@@ -67,6 +70,26 @@ func lbGroups(uuid string) []string {
 
 func nodeIDs(node, id string) map[string]string { return own.IDs(own.KindNode, node, id) }
 
+// StatefulACL is the lowest-priority ACL of every pod switch: allow-related
+// for all IP traffic, which is what a switch does anyway when no ACL
+// matches. It exists so that OVN sends the switch's traffic through
+// conntrack before the first NetworkPolicy reaches one of its pods. A
+// switch without any stateful ACL bypasses conntrack; when the first one
+// arrives, every connection already open on the switch is unknown to
+// conntrack, its next packets are invalid (the userspace datapath does not
+// pick up connections mid-stream) and the ct.inv drop flow kills them. The
+// fault suite found this: probes between pods that no policy selects timed
+// out when a churned pod with a policy landed on their node.
+func StatefulACL(ids map[string]string) *nbdb.ACL {
+	return &nbdb.ACL{
+		Direction:   nbdb.ACLDirectionToLport,
+		Priority:    0,
+		Match:       "ip",
+		Action:      nbdb.ACLActionAllowRelated,
+		ExternalIDs: ids,
+	}
+}
+
 // Desired computes a node's rows; a pure function of its inputs.
 func Desired(in Inputs) Rows {
 	gw := ipam.GatewayIP(in.Subnet)
@@ -98,6 +121,7 @@ func Desired(in Inputs) Rows {
 			PortSecurity: []string{ipam.MACFromIP(mgmt).String() + " " + mgmt.String()},
 			ExternalIDs:  nodeIDs(in.Node, ""),
 		},
+		Stateful: StatefulACL(nodeIDs(in.Node, "stateful")),
 	}
 	if in.Gateway == nil {
 		return r

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 	"os/exec"
 	"strings"
 
@@ -92,7 +93,10 @@ func decide(f Fate, acls []ACLMatch) ([]ACLMatch, string) {
 	case Delivered:
 		var allows []ACLMatch
 		for _, a := range acls {
-			if strings.HasPrefix(a.Action, "allow") {
+			// Every node switch's priority-0 allow-related ACL only keeps
+			// conntrack on (node.StatefulACL); it decides nothing a
+			// switch without ACLs would not.
+			if strings.HasPrefix(a.Action, "allow") && !(a.OwnerKind == own.KindNode && a.ID == "stateful") {
 				allows = append(allows, a)
 			}
 		}
