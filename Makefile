@@ -7,7 +7,7 @@ KOVN_LAB  := $(BIN)/kovn-lab
 export KOVN_CACHE     ?= /var/cache/kovn
 export KOVN_LAB_STATE ?= /var/lib/kovn-lab
 
-.PHONY: all build deps lab lab-down test test-unit test-e2e test-underlay generate bench fuzz clean
+.PHONY: all build deps lab lab-down test test-unit test-e2e test-underlay test-faults generate bench fuzz clean
 
 all: build
 
@@ -48,6 +48,12 @@ test-underlay: build
 	$(KOVN_LAB) down
 	$(KOVN_LAB) up --skip-deps --mode underlay --underlay-vlan 100
 	KOVN_E2E=1 $(GO) test -count=1 -timeout 10m -v -run 'TestUnderlay$$' ./test/e2e/...
+
+# The fault suite (docs/reliability.md) against the running lab (make lab
+# first); writes the fault table to _output/faults.md. make test runs it
+# too, after the end-to-end suite.
+test-faults: build
+	KOVN_E2E=1 KOVN_FAULTS=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaults$$' ./test/e2e/
 
 # Every fuzz target for FUZZTIME each (docs/fuzzing.md); non-zero on a
 # failing input. The seed corpora also run as plain tests in test-unit.
