@@ -50,8 +50,8 @@ test-underlay: build
 	KOVN_E2E=1 $(GO) test -count=1 -timeout 10m -v -run 'TestUnderlay$$' ./test/e2e/...
 
 # The fault suite (docs/reliability.md) against the running lab (make lab
-# first); writes the fault table to _output/faults.md. make test runs it
-# too, after the end-to-end suite.
+# first); writes the fault table to _output/faults.md. Not in make test yet:
+# one loss it shows now and then is not explained (docs/reliability.md).
 test-faults: build
 	KOVN_E2E=1 KOVN_FAULTS=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaults$$' ./test/e2e/
 

@@ -17,11 +17,6 @@ if [ "${CI:-}" = true ] || ! $lab status >/dev/null 2>&1; then
 fi
 rc=0
 KOVN_E2E=1 go test -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log || rc=$?
-if [ "$rc" = 0 ]; then
-  # The fault suite kills lab components one by one (docs/reliability.md);
-  # last on this lab, since it restarts everything kovn depends on.
-  KOVN_E2E=1 KOVN_FAULTS=1 go test -count=1 -timeout 20m -v -run 'TestFaults$' ./test/e2e/ 2>&1 | tee _output/faults.log || rc=$?
-fi
 if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
   # Underlay mode needs a lab of its own, tagged so the test sees VLAN
   # frames on the underlay bridge. Only on a lab this script owns: a
