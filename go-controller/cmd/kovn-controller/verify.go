@@ -29,7 +29,7 @@ const verifyQuiet = time.Second
 
 // pending is what a verify pass would have written.
 type pending struct {
-	nb0    client.Client // names the rows operations touch by UUID
+	rows   client.Client // names the rows operations touch by UUID
 	mu     sync.Mutex
 	nb     []string // one line per NB transaction
 	nbOps  int
@@ -83,8 +83,8 @@ func (p *pending) opSummary(op ovsdb.Operation) string {
 		return s + fmt.Sprintf(" %v", name)
 	}
 	for _, c := range op.Where {
-		if u, ok := c.Value.(ovsdb.UUID); ok && c.Column == "_uuid" && p.nb0 != nil {
-			if name := rowName(p.nb0, op.Table, u.GoUUID); name != "" {
+		if u, ok := c.Value.(ovsdb.UUID); ok && c.Column == "_uuid" && p.rows != nil {
+			if name := rowName(p.rows, op.Table, u.GoUUID); name != "" {
 				s += " " + name
 				continue
 			}
@@ -143,7 +143,7 @@ func verify(ctx context.Context, cfg *config.Controller, w io.Writer, timeout ti
 		return fmt.Errorf("connect to NB %v: %w", cfg.NBAddresses, err)
 	}
 	defer nb.Close()
-	p.nb0 = nb
+	p.rows = nb
 	// Events say what a controller could not do; they are not state, and
 	// a broadcaster without a sink drops them.
 	recorder := record.NewBroadcaster().NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller-verify"})

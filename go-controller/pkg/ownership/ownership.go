@@ -106,3 +106,7 @@ const (
 // OVS iface-id to plug it with. Neither namespace nor pod names hold '_',
 // so the "ep_" prefix cannot meet a pod's "<namespace>_<pod>".
 func ExternalPortPort(namespace, name string) string { return "ep_" + namespace + "_" + name }
+
+// StatefulACLID is the kovn.io/id of the priority-0 allow-related ACL every
+// node switch holds (owner kind Node) to keep conntrack on from the start.
+const StatefulACLID = "stateful"

@@ -121,7 +121,7 @@ func Desired(in Inputs) Rows {
 			PortSecurity: []string{ipam.MACFromIP(mgmt).String() + " " + mgmt.String()},
 			ExternalIDs:  nodeIDs(in.Node, ""),
 		},
-		Stateful: StatefulACL(nodeIDs(in.Node, "stateful")),
+		Stateful: StatefulACL(nodeIDs(in.Node, own.StatefulACLID)),
 	}
 	if in.Gateway == nil {
 		return r

@@ -96,7 +96,7 @@ func decide(f Fate, acls []ACLMatch) ([]ACLMatch, string) {
 			// Every node switch's priority-0 allow-related ACL only keeps
 			// conntrack on (node.StatefulACL); it decides nothing a
 			// switch without ACLs would not.
-			if strings.HasPrefix(a.Action, "allow") && !(a.OwnerKind == own.KindNode && a.ID == "stateful") {
+			if strings.HasPrefix(a.Action, "allow") && !(a.OwnerKind == own.KindNode && a.ID == own.StatefulACLID) {
 				allows = append(allows, a)
 			}
 		}
