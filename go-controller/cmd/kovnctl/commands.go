@@ -104,7 +104,7 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	defer sb.Close()
-	t := &trace.Tracer{View: nbview.FromClient(nb), SB: c.String("sb"), Run: trace.ExecRunner(c.String("ovn-trace")), Hints: trace.SBHints(sb)}
+	t := &trace.Tracer{View: nbview.FromClient(nb), SB: c.String("sb"), SSLArgs: e.tlsFiles().CtlArgs(), Run: trace.ExecRunner(c.String("ovn-trace")), Hints: trace.SBHints(sb)}
 	if kc, err := e.kube(); err == nil && kc != nil {
 		t.PolicyTypes = policyTypes(ctx, kc)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/ovndb"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
+	"github.com/kovn-io/kovn/go-controller/pkg/ovsdbtls"
 )
 
 func main() {
@@ -63,9 +64,12 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"},
 			Usage: "kubeconfig file (default: ~/.kube/config, else in-cluster; none: NB/SB only)"},
 		&cli.StringFlag{Name: "nb", EnvVars: []string{"KOVN_NB", "OVN_NB_DB"},
-			Usage: "OVN NB address(es): tcp:IP:6641 or unix:PATH, comma-separated for a RAFT cluster"},
+			Usage: "OVN NB address(es): ssl:IP:6641, tcp:IP:6641 or unix:PATH, comma-separated for a RAFT cluster"},
 		&cli.StringFlag{Name: "sb", EnvVars: []string{"KOVN_SB", "OVN_SB_DB"},
-			Usage: "OVN SB address(es): tcp:IP:6642 or unix:PATH"},
+			Usage: "OVN SB address(es): ssl:IP:6642, tcp:IP:6642 or unix:PATH"},
+		&cli.StringFlag{Name: "private-key", EnvVars: []string{"KOVN_OVN_PRIVATE_KEY"}, Usage: "for ssl: NB/SB addresses: the client's PEM private key (as ovn-nbctl -p)"},
+		&cli.StringFlag{Name: "certificate", EnvVars: []string{"KOVN_OVN_CERTIFICATE"}, Usage: "for ssl: NB/SB addresses: the client's PEM certificate (as ovn-nbctl -c)"},
+		&cli.StringFlag{Name: "ca-cert", EnvVars: []string{"KOVN_OVN_CA_CERT"}, Usage: "for ssl: NB/SB addresses: the CA that signed the servers' certificates (as ovn-nbctl -C)"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "for connecting to each database and for the whole command"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
 	}
@@ -117,6 +121,11 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// tlsFiles are the --private-key, --certificate and --ca-cert files.
+func (e *env) tlsFiles() ovsdbtls.Files {
+	return ovsdbtls.Files{PrivateKey: e.c.String("private-key"), Certificate: e.c.String("certificate"), CACert: e.c.String("ca-cert")}
+}
+
 func (e *env) connectNB(ctx context.Context, tables ...ovndb.Table) (client.Client, error) {
 	addr := e.c.String("nb")
 	if addr == "" {
@@ -124,7 +133,11 @@ func (e *env) connectNB(ctx context.Context, tables ...ovndb.Table) (client.Clie
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	return ovndb.NB(ctx, addr, tables...)
+	tlsCfg, err := e.tlsFiles().Config("NB")
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return ovndb.NB(ctx, addr, tlsCfg, tables...)
 }
 
 func (e *env) connectSB(ctx context.Context, tables ...ovndb.Table) (client.Client, error) {
@@ -134,7 +147,11 @@ func (e *env) connectSB(ctx context.Context, tables ...ovndb.Table) (client.Clie
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	return ovndb.SB(ctx, addr, tables...)
+	tlsCfg, err := e.tlsFiles().Config("SB")
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return ovndb.SB(ctx, addr, tlsCfg, tables...)
 }
 
 // printJSON writes v indented.

@@ -8,6 +8,7 @@ package ovndb
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 
@@ -43,7 +44,8 @@ func Endpoints(addr string) []string {
 // Connect dials addr, and monitors tables (none: just connected, for
 // one-shot transactions). ctx bounds both; a deadline in it is how the
 // caller says how long an unreachable database may take to fail.
-func Connect(ctx context.Context, addr string, dbModel model.ClientDBModel, tables ...Table) (client.Client, error) {
+// tlsCfg, nil for tcp: and unix: addresses, is required for ssl: ones.
+func Connect(ctx context.Context, addr string, tlsCfg *tls.Config, dbModel model.ClientDBModel, tables ...Table) (client.Client, error) {
 	eps := Endpoints(addr)
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("no %s address given", dbModel.Name())
@@ -54,10 +56,13 @@ func Connect(ctx context.Context, addr string, dbModel model.ClientDBModel, tabl
 		client.WithLeaderOnly(true),
 	}
 	for _, ep := range eps {
-		if strings.HasPrefix(ep, "ssl:") {
-			return nil, fmt.Errorf("%s: ssl: addresses are not supported by kovnctl yet; use tcp: or unix:", ep)
+		if strings.HasPrefix(ep, "ssl:") && tlsCfg == nil {
+			return nil, fmt.Errorf("%s: an ssl: address needs --private-key, --certificate and --ca-cert", ep)
 		}
 		opts = append(opts, client.WithEndpoint(ep))
+	}
+	if tlsCfg != nil {
+		opts = append(opts, client.WithTLSConfig(tlsCfg))
 	}
 	c, err := client.NewOVSDBClient(dbModel, opts...)
 	if err != nil {
@@ -81,21 +86,21 @@ func Connect(ctx context.Context, addr string, dbModel model.ClientDBModel, tabl
 }
 
 // NB connects to the northbound database.
-func NB(ctx context.Context, addr string, tables ...Table) (client.Client, error) {
+func NB(ctx context.Context, addr string, tlsCfg *tls.Config, tables ...Table) (client.Client, error) {
 	m, err := nbdb.FullDatabaseModel()
 	if err != nil {
 		return nil, err
 	}
-	return Connect(ctx, addr, m, tables...)
+	return Connect(ctx, addr, tlsCfg, m, tables...)
 }
 
 // SB connects to the southbound database.
-func SB(ctx context.Context, addr string, tables ...Table) (client.Client, error) {
+func SB(ctx context.Context, addr string, tlsCfg *tls.Config, tables ...Table) (client.Client, error) {
 	m, err := sbdb.FullDatabaseModel()
 	if err != nil {
 		return nil, err
 	}
-	return Connect(ctx, addr, m, tables...)
+	return Connect(ctx, addr, tlsCfg, m, tables...)
 }
 
 // Rows returns copies of every cached row of table, nil when the table is

@@ -20,13 +20,13 @@ func TestEndpoints(t *testing.T) {
 func TestConnectErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := NB(ctx, ""); err == nil || !strings.Contains(err.Error(), "no OVN_Northbound address") {
+	if _, err := NB(ctx, "", nil); err == nil || !strings.Contains(err.Error(), "no OVN_Northbound address") {
 		t.Errorf("no address: %v", err)
 	}
-	if _, err := NB(ctx, "ssl:10.0.0.1:6641"); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, err := NB(ctx, "ssl:10.0.0.1:6641", nil); err == nil || !strings.Contains(err.Error(), "needs --private-key") {
 		t.Errorf("ssl: %v", err)
 	}
-	if _, err := SB(ctx, "unix:/nonexistent/sb.sock"); err == nil || !strings.Contains(err.Error(), "connect to OVN_Southbound") {
+	if _, err := SB(ctx, "unix:/nonexistent/sb.sock", nil); err == nil || !strings.Contains(err.Error(), "connect to OVN_Southbound") {
 		t.Errorf("unreachable: %v", err)
 	}
 }

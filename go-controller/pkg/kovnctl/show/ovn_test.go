@@ -22,12 +22,12 @@ func newShower(t *testing.T, c *kovntest.Cluster) *show.Shower {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
 	defer cancel()
-	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nbview.Tables()...)
+	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nil, nbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nb.Close)
-	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, sbview.Tables()...)
+	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, nil, sbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,12 @@ func snapshot(t *testing.T, c *kovntest.Cluster, objs []runtime.Object, cfg stat
 	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
 	defer cancel()
 	in := status.Inputs{Kube: fake.NewSimpleClientset(objs...), NBAddr: c.OVN.NBAddr, SBAddr: c.OVN.SBAddr}
-	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nbview.Tables()...)
+	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nil, nbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nb.Close()
-	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, sbview.Tables()...)
+	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, nil, sbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,12 +28,12 @@ func TestTraceAgainstOVN(t *testing.T) {
 	c := kovntest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
 	defer cancel()
-	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nbview.Tables()...)
+	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nil, nbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nb.Close()
-	sb, err := ovndb.SB(ctx, c.OVN.SBAddr)
+	sb, err := ovndb.SB(ctx, c.OVN.SBAddr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,9 @@ type Runner func(ctx context.Context, args []string) (string, error)
 // Tracer runs traces against one SB database.
 type Tracer struct {
 	View        *nbview.View
-	SB          string // SB address for ovn-trace --db
-	Run         Runner // nil: ExecRunner("ovn-trace")
+	SB          string   // SB address for ovn-trace --db
+	SSLArgs     []string // ovn-trace's --private-key, --certificate, --ca-cert for an ssl: SB
+	Run         Runner   // nil: ExecRunner("ovn-trace")
 	Hints       HintLookup
 	PolicyTypes PolicyTypes
 }
@@ -52,7 +53,8 @@ const ctNew = 8
 
 // Args are ovn-trace's arguments for a plan.
 func (t *Tracer) Args(p *Plan) []string {
-	args := []string{"--db=" + t.SB, "--detailed"}
+	args := append([]string{"--db=" + t.SB}, t.SSLArgs...)
+	args = append(args, "--detailed")
 	for i := 0; i < ctNew; i++ {
 		args = append(args, "--ct=new")
 	}
