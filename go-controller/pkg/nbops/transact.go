@@ -20,10 +20,11 @@ import (
 type Transactor struct {
 	c client.Client
 
-	window      time.Duration
-	maxOps      int
-	syncTimeout time.Duration
-	txnTimeout  time.Duration
+	window           time.Duration
+	maxOps           int
+	syncTimeout      time.Duration
+	txnTimeout       time.Duration
+	reconnectTimeout time.Duration
 
 	txns, ops atomic.Uint64
 	m         metrics
@@ -73,6 +74,13 @@ func WithBatchTxnTimeout(d time.Duration) TransactorOption {
 	return func(t *Transactor) { t.txnTimeout = d }
 }
 
+// WithReconnectWait bounds how long a transaction that got no result
+// (its connection broke) waits for the client to reconnect before
+// returning its error (default 30s; 0 disables). See Transact.
+func WithReconnectWait(timeout time.Duration) TransactorOption {
+	return func(t *Transactor) { t.reconnectTimeout = timeout }
+}
+
 // WithDryRun hands every transaction to record instead of sending it, and
 // reports success. Nothing reaches NB, so the client's cache never shows
 // the change: for a one-pass "what would kovn write" check, not for a
@@ -86,13 +94,14 @@ func WithDryRun(record func(desc string, ops []ovsdb.Operation)) TransactorOptio
 // share the metrics.
 func NewTransactor(c client.Client, reg prometheus.Registerer, opts ...TransactorOption) *Transactor {
 	t := &Transactor{
-		c:           c,
-		window:      2 * time.Millisecond,
-		maxOps:      500,
-		syncTimeout: 2 * time.Second,
-		txnTimeout:  30 * time.Second,
-		m:           newMetrics(reg),
-		flushSlot:   make(chan struct{}, 1),
+		c:                c,
+		window:           2 * time.Millisecond,
+		maxOps:           500,
+		syncTimeout:      2 * time.Second,
+		txnTimeout:       30 * time.Second,
+		reconnectTimeout: 30 * time.Second,
+		m:                newMetrics(reg),
+		flushSlot:        make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(t)
@@ -110,6 +119,15 @@ func (t *Transactor) Stats() (txns, ops uint64) {
 // empty (a converged controller sends no transactions). desc says what the
 // transaction is for; it is in the log and in any error. An error the
 // database reports is a *TxnError.
+//
+// Any other error means there is no result. When the connection broke
+// with the transaction in flight (a RAFT leader killed), it may still
+// commit: the leader may have replicated it first, and the new leader then
+// commits it. Such an error is returned only once the client has
+// reconnected (see awaitReconnect; at most WithReconnectWait later), so the
+// caller's retry builds its ops from a cache that holds the transaction if
+// it committed, rather than from the cache of before the break, which
+// would insert its rows a second time.
 func (t *Transactor) Transact(ctx context.Context, desc string, ops []ovsdb.Operation) error {
 	if len(ops) == 0 {
 		return nil
@@ -124,6 +142,7 @@ func (t *Transactor) transact(ctx context.Context, desc string, ops []ovsdb.Oper
 	}
 	start := time.Now()
 	res, err := t.c.Transact(ctx, ops...)
+	noResult := err != nil
 	if err == nil {
 		err = checkResults(desc, res, ops)
 	} else {
@@ -134,6 +153,9 @@ func (t *Transactor) transact(ctx context.Context, desc string, ops []ovsdb.Oper
 	t.ops.Add(uint64(len(ops)))
 	t.m.observe(err == nil, len(ops), d)
 	klog.V(4).InfoS("NB transaction", "desc", desc, "ops", len(ops), "duration", d, "err", err)
+	if noResult {
+		t.awaitReconnect(ctx, desc)
+	}
 	if err != nil {
 		return err
 	}
@@ -261,5 +283,53 @@ func (t *Transactor) awaitCache(ctx context.Context, desc string, want []rowStat
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 5*time.Millisecond)
+	}
+}
+
+// awaitReconnect waits until the client answers an echo again, which
+// after a broken connection means it has reconnected with its cache
+// rebuilt: libovsdb re-monitors (monitor_cond_since: the changes since
+// the last update it saw, from whichever member it reached, the RAFT
+// leader with WithLeaderOnly) while holding the lock Echo needs, and only
+// then takes calls again. Polling is needed because libovsdb tells no one
+// when it is back; and for a short while after the break the dead
+// connection still answers with an error. When the connection never broke
+// (the transaction's context ended, a validation error) the first echo
+// answers at once, or fails at once on the ended context.
+//
+// This protects rows without a schema index or a wait guard (NATs, static
+// routes, ACLs) in particular: a retry built from the stale cache would
+// insert them again, and nothing in the database refuses that. It cannot
+// help when the new leader has the transaction in its log but commits it
+// only after serving the client's monitor (RAFT commits a new leader's
+// older entries with its first entry of the new term, a round trip
+// later); rows with an index or a guard are safe even then.
+//
+// A client that does not reconnect (no WithReconnect, or closed) makes
+// the wait run to its timeout or to the end of ctx.
+func (t *Transactor) awaitReconnect(parent context.Context, desc string) {
+	if t.reconnectTimeout <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(parent, t.reconnectTimeout)
+	defer cancel()
+	start := time.Now()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		err := t.c.Echo(ctx)
+		if err == nil {
+			klog.V(2).InfoS("NB client answers again after a transaction without result", "desc", desc, "waited", time.Since(start))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if parent.Err() == nil {
+				klog.InfoS("NB client not back after a transaction without result; a retry may build on a stale cache",
+					"desc", desc, "waited", time.Since(start), "err", err)
+			}
+			return
+		case <-poll.C:
+		}
 	}
 }

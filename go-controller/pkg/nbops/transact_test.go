@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,5 +177,32 @@ func TestDryRunSendsNothing(t *testing.T) {
 	var sws []nbdb.LogicalSwitch
 	if err := e.c.List(context.Background(), &sws); err != nil || len(sws) != 0 {
 		t.Errorf("NB holds %d switches after a dry run (%v)", len(sws), err)
+	}
+}
+
+// A transaction without result waits for the client to answer again (see
+// TestIntegrationRaftAmbiguousCommit), but on a connection that never
+// broke that is one echo: neither an ended context nor an op libovsdb
+// refuses to send makes Transact wait.
+func TestTransactNoResultLiveConnection(t *testing.T) {
+	e := memEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	bogus := []ovsdb.Operation{{Op: ovsdb.OperationInsert, Table: nbdb.LogicalSwitchTable, Row: ovsdb.Row{"no_such_column": "x"}}}
+	for name, tc := range map[string]struct {
+		ctx context.Context
+		ops []ovsdb.Operation
+	}{
+		"ended context": {ctx, dupPortOps(t, e, e.switchWithPort("s", "p"), "q")},
+		"invalid op":    {context.Background(), bogus},
+	} {
+		start := time.Now()
+		err := e.tx.Transact(tc.ctx, name, tc.ops)
+		if err == nil || errors.As(err, new(*nbops.TxnError)) {
+			t.Fatalf("%s: want an error without result, got %v", name, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: Transact took %v on a live connection", name, d)
+		}
 	}
 }

@@ -38,7 +38,9 @@ func startDaemon(dir string, env []string, name, bin string, args ...string) (*d
 		outFile: filepath.Join(dir, name+".out"),
 		done:    make(chan struct{}),
 	}
-	out, err := os.Create(d.outFile)
+	// Appended to, like the log, so a restarted daemon's output follows
+	// the previous run's instead of replacing it.
+	out, err := os.OpenFile(d.outFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +96,15 @@ func (d *daemon) stop() {
 		_ = d.cmd.Process.Kill()
 		<-d.done
 	}
+}
+
+// kill ends the daemon with SIGKILL and waits until it is gone.
+func (d *daemon) kill() {
+	if done, _ := d.exited(); done {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
 }
 
 // report is what a failed test prints about the daemon: the end of its log,

@@ -154,14 +154,21 @@ func (o *OVN) SBCtl(t testing.TB, args ...string) string {
 
 func (o *OVN) ctl(t testing.TB, bin, db string, args []string) string {
 	t.Helper()
+	return runCtl(t, o.bins[bin], o.env, append([]string{"--db=" + db}, args...))
+}
+
+// runCtl runs a ctl tool (ovn-nbctl, ...) and returns its stdout, failing
+// the test (with stderr) if the command fails.
+func runCtl(t testing.TB, bin string, env, args []string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, o.bins[bin], append([]string{"--db=" + db}, args...)...)
-	cmd.Env = o.env
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, stderr.String())
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
 }

@@ -90,3 +90,59 @@ func createSwitch(t *testing.T, nb client.Client, name, port string) {
 		t.Fatalf("create %s/%s: %v (results %+v)", name, port, err, res)
 	}
 }
+
+func TestStartNBCluster(t *testing.T) {
+	c := testenv.StartNBCluster(t, 3)
+	leader := c.Leader(t)
+	if n := len(c.Addrs()); n != 3 {
+		t.Fatalf("%d endpoints, want 3", n)
+	}
+	// A follower forwards the write to the leader, and RAFT brings it to
+	// every member.
+	follower := (leader + 1) % 3
+	createSwitch(t, testenv.Connect(t, c.UnixAddr(follower), mustNBModel(t)), "sw1", "sw1-p1")
+	for i := range 3 {
+		waitNBCtl(t, c, i, "(sw1-p1)", "lsp-list", "sw1")
+	}
+	if out := c.NBCtl(t, leader, "lsp-list", "sw1"); !strings.Contains(out, "(sw1-p1)") {
+		t.Errorf("leader nb%d: lsp-list sw1: %q", leader, out)
+	}
+}
+
+func TestNBClusterKillRestart(t *testing.T) {
+	c := testenv.StartNBCluster(t, 3)
+	old := c.Leader(t)
+	c.Kill(t, old)
+	leader := c.Leader(t)
+	if leader == old {
+		t.Fatalf("nb%d still leader after it was killed", old)
+	}
+	// The two survivors are a majority: writes go on.
+	createSwitch(t, testenv.Connect(t, c.UnixAddr(leader), mustNBModel(t)), "sw1", "sw1-p1")
+
+	// Restarted, the old leader follows the new one and catches up on
+	// what it missed.
+	c.Restart(t, old)
+	waitNBCtl(t, c, old, "(sw1-p1)", "lsp-list", "sw1")
+}
+
+// waitNBCtl polls member i with ovn-nbctl until the output contains want:
+// followers apply a commit a moment after the leader.
+func waitNBCtl(t *testing.T, c *testenv.Cluster, i int, want string, args ...string) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if out := c.NBCtl(t, i, args...); !strings.Contains(out, want) {
+			return fmt.Errorf("nb%d: ovn-nbctl %s: %q lacks %q", i, strings.Join(args, " "), out, want)
+		}
+		return nil
+	})
+}
+
+func mustNBModel(t *testing.T) model.ClientDBModel {
+	t.Helper()
+	m, err := nbdb.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
