@@ -121,10 +121,12 @@ func ruleACLs(c *Compiled, r *Rule, in Inputs) []*nbdb.ACL {
 		add(id, ipField+" == "+set(refs), true)
 	}
 	for _, b := range r.IPBlocks {
-		peer := ipField + " == " + b.CIDR.String()
-		if len(b.Except) > 0 {
-			peer += " && " + ipField + " != " + set(prefixStrings(b.Except))
+		// Positively, never "!= {excepts}": see IPBlock.Allowed.
+		allowed := b.Allowed()
+		if len(allowed) == 0 {
+			continue // the excepts cover the CIDR: this peer allows nothing
 		}
+		peer := ipField + " == " + set(prefixStrings(allowed))
 		// An egress named port resolves on destination pods; an ipBlock
 		// names addresses, not pods, so it cannot resolve one.
 		add(fmt.Sprintf("%s/ipblock/%d", id, b.Index), peer, r.Dir == Ingress)

@@ -166,9 +166,13 @@ func TestDesiredIngress(t *testing.T) {
 		want: []string{
 			"ingress/0 to-lport 1001 allow-related: outport == " + pg + " && ip4.src == {" + as(clientKey) + ", " +
 				as("namespaces:team=b pods:<all>") + ", " + as("namespaces:<all> pods:role=mon") + "}",
-			"ingress/0/ipblock/2 to-lport 1001 allow-related: outport == " + pg + " && ip4.src == 10.0.0.0/8 && ip4.src != {10.1.0.0/16, 10.2.0.0/16}",
+			"ingress/0/ipblock/2 to-lport 1001 allow-related: outport == " + pg + " && ip4.src == {10.0.0.0/16, 10.3.0.0/16, 10.4.0.0/14, 10.8.0.0/13, 10.16.0.0/12, 10.32.0.0/11, 10.64.0.0/10, 10.128.0.0/9}",
 			"ingress/0/ipblock/4 to-lport 1001 allow-related: outport == " + pg + " && ip4.src == 192.168.1.0/24",
 		},
+	}, {
+		name: "excepts covering the whole CIDR allow nothing",
+		spec: networkingv1.NetworkPolicySpec{PodSelector: *sel("app", "web"), Ingress: []networkingv1.NetworkPolicyIngressRule{
+			ingress(nil, blockPeer("10.0.0.0/24", "10.0.0.0/25", "10.0.0.128/25"), blockPeer("10.1.0.0/16", "10.1.0.0/16"))}},
 	}, {
 		name: "ports: sets per protocol, ranges, protocol only, SCTP",
 		spec: networkingv1.NetworkPolicySpec{PodSelector: *sel("app", "web"), Ingress: []networkingv1.NetworkPolicyIngressRule{
@@ -206,7 +210,7 @@ func TestDesiredEgress(t *testing.T) {
 		want: []string{
 			"egress/0 from-lport 1001 allow-related: inport == " + pg + " && ip4.dst == " + as("namespace:team-a pods:app=db") +
 				" && tcp.dst == 5432 map[apply-after-lb:true]",
-			"egress/1/ipblock/0 from-lport 1001 allow-related: inport == " + pg + " && ip4.dst == 0.0.0.0/0 && ip4.dst != 10.0.0.0/8 map[apply-after-lb:true]",
+			"egress/1/ipblock/0 from-lport 1001 allow-related: inport == " + pg + " && ip4.dst == {0.0.0.0/5, 8.0.0.0/7, 11.0.0.0/8, 12.0.0.0/6, 16.0.0.0/4, 32.0.0.0/3, 64.0.0.0/2, 128.0.0.0/1} map[apply-after-lb:true]",
 		},
 	}, {
 		name: "egress named port: peers resolve it, an ipBlock cannot",

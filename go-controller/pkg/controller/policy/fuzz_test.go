@@ -626,7 +626,7 @@ func TestScenarioDecoder(t *testing.T) {
 		"kovn_isolate_ingress.team_a: outport == @kovn_isolate_ingress.team_a && ip4.src == $kovn_node_mgmt_v4",
 		"kovn_np.a.p: outport == @kovn_np.a.p && ((tcp.dst >= 1000 && tcp.dst <= 2000) || udp.dst == 53 || sctp.dst == 9)",
 		"kovn_np.a.p: inport == @kovn_np.a.p && ip4.dst == $" + own.SelectorAddressSet("namespaces:team=b pods:app in (x,y)", "v4"),
-		"kovn_np.a.p: inport == @kovn_np.a.p && ip4.dst == 10.0.0.0/8 && ip4.dst != 10.1.0.0/16",
+		"kovn_np.a.p: inport == @kovn_np.a.p && ip4.dst == {10.0.0.0/16, 10.2.0.0/15, 10.4.0.0/14, 10.8.0.0/13, 10.16.0.0/12, 10.32.0.0/11, 10.64.0.0/10, 10.128.0.0/9}",
 		"kovn_isolate_ingress.a: outport == @kovn_isolate_ingress.a && ip4",
 		"kovn_isolate_ingress.a: outport == @kovn_isolate_ingress.a && ip4.src == $kovn_node_mgmt_v4",
 		"kovn_isolate_egress.a: inport == @kovn_isolate_egress.a && ip4",
