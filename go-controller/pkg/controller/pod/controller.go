@@ -48,6 +48,10 @@ type Controller struct {
 	mu      sync.Mutex
 	nodes   map[string]*nodeIPAM // node name → its allocator
 	tracked map[string]assigned  // pod key → what it holds
+	// waiting holds the pods refused for IPConflict, with the address
+	// they asked for. Nothing about such a pod changes when the holder
+	// goes, so the holder's release syncs them again.
+	waiting map[string]netip.Addr
 	// underlay is the one pool of underlay mode, shared by every node
 	// and by the external ports (see Pool); nil in overlay mode.
 	underlay *nodeIPAM
@@ -73,7 +77,7 @@ var errRetry = errors.New("not ready yet")
 func New(cfg *config.Controller, kc kubernetes.Interface, l Listers, nb client.Client,
 	tx *nbops.Transactor, problems *metrics.Problems, qm *queue.Metrics) *Controller {
 	c := &Controller{cfg: cfg, kube: kc, l: l, nb: nb, tx: tx, problems: problems,
-		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}}
+		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}, waiting: map[string]netip.Addr{}}
 	c.Queue = queue.New("pod", cfg.PodWorkers, qm, c.sync)
 	if cfg.Mode == "underlay" {
 		c.underlay = underlayPool(cfg.Underlay)
@@ -238,6 +242,9 @@ func (c *Controller) assign(key string, pod *corev1.Pod, ni *nodeIPAM) (netip.Ad
 	if s, ok := pod.Annotations[kube.PodIPRequestAnnotation]; ok && !want.IsValid() {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
+			c.mu.Lock()
+			delete(c.waiting, key)
+			c.mu.Unlock()
 			c.problems.Report(pod, "Pod", "InvalidIPRequest", fmt.Sprintf("%s %q is not an IP address", kube.PodIPRequestAnnotation, s))
 			return netip.Addr{}, false
 		}
@@ -245,7 +252,16 @@ func (c *Controller) assign(key string, pod *corev1.Pod, ni *nodeIPAM) (netip.Ad
 	}
 	var err error
 	if want.IsValid() {
+		// Under mu, like release: a holder releasing between a refusal
+		// and its recording would otherwise leave this pod waiting forever.
+		c.mu.Lock()
 		err = ni.alloc.AllocateStatic(key, want)
+		if errors.Is(err, ipam.ErrConflict) {
+			c.waiting[key] = want
+		} else {
+			delete(c.waiting, key)
+		}
+		c.mu.Unlock()
 	} else {
 		want, err = ni.alloc.Allocate(key)
 	}
@@ -329,15 +345,29 @@ func (c *Controller) teardown(ctx context.Context, key, ns, name string) error {
 	return nil
 }
 
+// release frees a pod's address and syncs again the pods that were
+// refused it for IPConflict.
 func (c *Controller) release(key string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	delete(c.waiting, key)
 	a, ok := c.tracked[key]
 	if !ok {
+		c.mu.Unlock()
 		return
 	}
 	if ni, ok := c.nodes[a.node]; ok {
 		ni.alloc.Release(key)
 	}
 	delete(c.tracked, key)
+	var next []string
+	for k, ip := range c.waiting {
+		if ip == a.ip {
+			next = append(next, k)
+			delete(c.waiting, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range next {
+		c.Queue.Enqueue(k)
+	}
 }

@@ -1,10 +1,12 @@
 package pod
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/controller/internal/ctltest"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 )
 
@@ -76,5 +78,51 @@ func TestStaticIPRejected(t *testing.T) {
 				t.Errorf("fixed request: got %s, want 10.128.0.70", got)
 			}
 		})
+	}
+}
+
+// A pod refused an address another pod holds gets it once the holder is
+// gone: nothing about the waiting pod changes then, so the release itself
+// must sync it again (a rolling update of a pod with a fixed address
+// creates the new pod while the old one still holds it).
+func TestStaticIPConflictResolvesWhenHolderGoes(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.addNode("n1", "10.128.0.0/24")
+	h.addNamespace("ns")
+	inst := h.start()
+	want := netip.MustParseAddr("10.128.0.60")
+	h.createPod("ns", "old", "n1", requestIP(want.String()))
+	h.waitReady("ns", "old")
+	h.createPod("ns", "new", "n1", requestIP(want.String()))
+	h.createPod("ns", "gone", "n1", requestIP(want.String()))
+	ctltest.WaitFor(t, func() error {
+		if n := inst.problems.Count("Pod", "IPConflict"); n != 2 {
+			return fmt.Errorf("%v IPConflict problems, want 2", n)
+		}
+		return nil
+	})
+	h.noNetwork("ns", "new")
+	// A refused pod deleted meanwhile is forgotten, not synced again.
+	h.deletePod("ns", "gone")
+	ctltest.WaitFor(t, func() error {
+		inst.c.mu.Lock()
+		defer inst.c.mu.Unlock()
+		if _, ok := inst.c.waiting["ns/gone"]; ok {
+			return fmt.Errorf("deleted pod ns/gone still waits for %s", want)
+		}
+		return nil
+	})
+
+	h.deletePod("ns", "old")
+	if got := h.waitReady("ns", "new"); got != want {
+		t.Fatalf("new got %s, want %s once old is gone", got, want)
+	}
+	if n := inst.problems.Count("Pod", "IPConflict"); n != 2 {
+		t.Errorf("%v IPConflict problems, want 2 (the waiting pod is not polled)", n)
+	}
+	inst.c.mu.Lock()
+	defer inst.c.mu.Unlock()
+	if len(inst.c.waiting) != 0 {
+		t.Errorf("pods still waiting: %v", inst.c.waiting)
 	}
 }
