@@ -19,18 +19,25 @@ import (
 // the Node), the switch and gateway router (kovn-controller, in NB), the
 // chassis (ovn-controller, in SB) with its progress through nb_cfg, and
 // kovn-node's heartbeat Lease.
+//
+// In underlay mode (NB has the one flat switch) nodes have no subnet and no
+// gateway router: pods sit on the physical network, so only the chassis
+// and the heartbeat are checked.
 func nodes(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) {
+	underlay := nb.Switch(own.UnderlaySwitch) != nil
 	for i := range cl.nodes {
 		n := &cl.nodes[i]
 		obj := "node/" + n.Name
 		before := len(r.Problems())
 		var facts []string
-		if s := nodeSubnet(r, obj, n, nb); s != "" {
+		if underlay {
+			facts = append(facts, "underlay")
+		} else if s := nodeSubnet(r, obj, n, nb); s != "" {
 			facts = append(facts, "subnet "+s)
 		}
 		gw := nodeGateway(r, obj, n)
 		if gr := nb.Router(own.GatewayRouter(n.Name)); gr == nil {
-			if gw != nil {
+			if gw != nil && !underlay {
 				r.problem(obj, "no gateway router %s in NB although kovn-node published the gateway: kovn-controller has not programmed it", own.GatewayRouter(n.Name))
 			}
 		} else {
