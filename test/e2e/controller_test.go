@@ -16,17 +16,21 @@ import (
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
-	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
-// nb connects a read-only view of the lab's NB database.
+// nb connects a read-only view of the lab's NB database, through every
+// member's unix socket with kovn's own client options (leader only,
+// reconnecting), so it outlives a killed RAFT leader as the controller does.
 func (e *env) nb(t *testing.T) client.Client {
 	t.Helper()
-	m, err := nbops.ClientDBModel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := nbops.NewClient(ctx, strings.Split(e.lab.OVNUnixRemote("nb"), ","), nbops.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testenv.Connect(t, "unix:"+e.lab.NBSocket(), m)
+	t.Cleanup(c.Close)
+	return c
 }
 
 func requireController(t *testing.T, e *env) {

@@ -55,10 +55,26 @@ func faults() []fault {
 		{name: "kovn-node on the client's node", component: fixed("node:node1")},
 		{name: "ovn-controller on the server's node", component: fixed("ovn-controller:node2"), dataPath: true},
 		{name: "ovsdb-server + ovs-vswitchd on the server's node", component: fixed("ovs:node2"), dataPath: true},
-		{name: "OVN NB ovsdb-server", component: fixed("nb")},
-		{name: "OVN SB ovsdb-server", component: fixed("sb")},
+		{name: "OVN NB ovsdb-server (the RAFT leader when clustered)", component: ovnLeaderOr("nb")},
+		{name: "OVN SB ovsdb-server (the RAFT leader when clustered)", component: ovnLeaderOr("sb")},
 		{name: "ovn-northd", component: fixed("northd")},
 		{name: "kube-apiserver", component: fixed("apiserver")},
+	}
+}
+
+// ovnLeaderOr picks the RAFT leader of db in a clustered lab, the member
+// whose death forces every client to reconnect elsewhere, and the only
+// ovsdb-server of db otherwise.
+func ovnLeaderOr(db string) func(*testing.T, *env) string {
+	return func(t *testing.T, e *env) string {
+		if !e.lab.OVNHA {
+			return db
+		}
+		leader, err := e.lab.OVNLeader(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leader
 	}
 }
 

@@ -27,8 +27,8 @@ func (e *env) kovnctl(t *testing.T, args ...string) (string, int) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"KUBECONFIG="+e.lab.StateDir+"/kubeconfig",
-		"OVN_NB_DB=unix:"+e.lab.StateDir+"/ovn/nb.sock",
-		"OVN_SB_DB=unix:"+e.lab.StateDir+"/ovn/sb.sock")
+		"OVN_NB_DB="+e.lab.OVNUnixRemote("nb"),
+		"OVN_SB_DB="+e.lab.OVNUnixRemote("sb"))
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -19,11 +19,13 @@ rc=0
 KOVN_E2E=1 go test -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log || rc=$?
 if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
   # Underlay mode needs a lab of its own, tagged so the test sees VLAN
-  # frames on the underlay bridge. Only on a lab this script owns: a
-  # developer's lab is not replaced (make test-underlay does that).
+  # frames on the underlay bridge; the same lab runs OVN NB and SB as RAFT
+  # clusters, for the tests that kill their leaders. Only on a lab this
+  # script owns: a developer's lab is not replaced (make test-underlay does
+  # that).
   $lab down
-  $lab up --skip-deps --mode underlay --underlay-vlan 100
-  KOVN_E2E=1 go test -count=1 -timeout 10m -v -run 'TestUnderlay$|TestLab' ./test/e2e/... 2>&1 | tee _output/e2e-underlay.log || rc=$?
+  $lab up --skip-deps --mode underlay --underlay-vlan 100 --ovn-ha
+  KOVN_E2E=1 go test -count=1 -timeout 10m -v -run 'TestUnderlay$|TestLab|TestOVNRaftLeaderKill$|TestOVNOverSSL$' ./test/e2e/... 2>&1 | tee _output/e2e-underlay.log || rc=$?
 fi
 if [ "$own" = 1 ]; then
   if [ "$rc" != 0 ]; then

@@ -157,7 +157,7 @@ func probeBatch(c *cli.Context) error {
 func componentCommand(verb string) *cli.Command {
 	return &cli.Command{
 		Name: verb, ArgsUsage: "COMPONENT...",
-		Usage: verb + " lab components: controller, controller:N, node:NODE (also node:bmN), kubelet:NODE, ovn-controller:NODE, ovs:NODE, containerd:NODE, nb, sb, northd, apiserver, etcd, …",
+		Usage: verb + " lab components: controller, controller:N, node:NODE (also node:bmN), kubelet:NODE, ovn-controller:NODE, ovs:NODE, containerd:NODE, nb, sb (nb2, nb3, sb2, sb3, nb-leader, sb-leader with --ovn-ha), northd, apiserver, etcd, …",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "TERM or KILL (stop and restart)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long to wait before SIGKILL"},

@@ -97,6 +97,8 @@ func upCommand() *cli.Command {
 			&cli.BoolFlag{Name: "skip-deps", Usage: "do not check or install Debian packages"},
 			&cli.IntFlag{Name: "host-subnet-length", Usage: "node subnet prefix length for kovn-controller (default: its own, /24)"},
 			&cli.StringFlag{Name: "manifests", Usage: "kovn's dist/manifests (default: found from the binary's location in a checkout)"},
+			&cli.BoolFlag{Name: "ovn-ha", Usage: "run OVN NB and SB as 3-member RAFT clusters (members nb, nb2, nb3 and sb, sb2, sb3)"},
+			&cli.BoolFlag{Name: "ovn-plain-tcp", Usage: "connect hosts and the controller to OVN central over plain TCP instead of SSL"},
 			&cli.StringFlag{Name: "crds", Usage: "kovn's CRDs, applied before the controllers start (default: crds next to the manifests directory, if there)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -128,6 +130,7 @@ func upCommand() *cli.Command {
 				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests, CRDDir: crds,
 				HostSubnetLength: c.Int("host-subnet-length"), Nodes: c.Int("nodes"), ExternalHosts: c.Int("external-hosts"),
 				Mode: c.String("mode"), UnderlayVLAN: c.Int("underlay-vlan"), K8sVersion: version, PortalAddr: c.String("portal"),
+				OVNHA: c.Bool("ovn-ha"), OVNPlainTCP: c.Bool("ovn-plain-tcp"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err
 		},

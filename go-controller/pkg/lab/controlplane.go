@@ -29,7 +29,7 @@ func (l *Lab) ensurePKI() (*pki.Bundle, error) {
 		APIServerIPs:   []net.IP{net.ParseIP(ControlPlaneIP), net.ParseIP("10.96.0.1"), net.ParseIP("127.0.0.1")},
 		APIServerNames: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"},
 		Nodes:          l.NodeNames,
-		ExtraUsers:     []pki.User{{Name: "kovn-controller"}, {Name: "kovn-node", Groups: []string{"kovn:nodes"}}},
+		ExtraUsers:     l.kovnUsers(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
@@ -55,6 +55,25 @@ func (l *Lab) ensurePKI() (*pki.Bundle, error) {
 	}
 	return b, nil
 }
+
+// kovnUsers are the API identities of kovn's components in the lab: the
+// controller, and one kovn-node identity per host, named as the
+// kovn-node-scope admission policy expects (dist/manifests) so that a
+// node agent can only touch its own Node and heartbeat Lease.
+func (l *Lab) kovnUsers() []pki.User {
+	users := []pki.User{{Name: "kovn-controller"}}
+	for _, h := range l.hosts() {
+		users = append(users, pki.User{Name: KovnNodeUser(h), Groups: []string{KovnNodesGroup}})
+	}
+	return users
+}
+
+// KovnNodesGroup is the group of every host's kovn-node identity, to which
+// the RBAC manifests bind kovn-node's roles.
+const KovnNodesGroup = "kovn:nodes"
+
+// KovnNodeUser is the API user of host's kovn-node.
+func KovnNodeUser(host string) string { return "kovn-node:" + host }
 
 // controlPlaneSpecs are the processes of the control-plane host, in start order.
 func (l *Lab) controlPlaneSpecs(b *pki.Bundle) []supervise.Spec {
@@ -113,45 +132,6 @@ func (l *Lab) externalSpecs() []supervise.Spec {
 	return []supervise.Spec{{Name: "test-server:external", NetNS: NetNSPath("ext"), Argv: []string{
 		filepath.Join(l.BinDir, "kovn-test-server"), "--name=external", "--node=external",
 	}}}
-}
-
-// ovnCentralSpecs are OVN's NB and SB databases and northd on the
-// control-plane host: unix sockets for the root namespace, TCP for hosts.
-func (l *Lab) ovnCentralSpecs() ([]supervise.Spec, error) {
-	dir := l.path("ovn")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	env := ovsEnv(dir)
-	dbs := []struct {
-		name, schema string
-		port         int
-	}{
-		{"nb", "/usr/share/ovn/ovn-nb.ovsschema", NBPort},
-		{"sb", "/usr/share/ovn/ovn-sb.ovsschema", SBPort},
-	}
-	var specs []supervise.Spec
-	for _, db := range dbs {
-		file := dir + "/" + db.name + ".db"
-		if _, err := os.Stat(file); os.IsNotExist(err) {
-			if _, err := run("ovsdb-tool", "create", file, db.schema); err != nil {
-				return nil, err
-			}
-		}
-		specs = append(specs, supervise.Spec{Name: db.name, NetNS: NetNSPath("cp"), Env: env, Argv: []string{
-			"ovsdb-server", file,
-			"--remote=punix:" + dir + "/" + db.name + ".sock",
-			"--remote=ptcp:" + strconv.Itoa(db.port) + ":" + ControlPlaneIP,
-			"--pidfile=" + dir + "/" + db.name + ".pid", "--unixctl=" + dir + "/" + db.name + ".ctl",
-			"-vconsole:info", "-vsyslog:off", "-vfile:off",
-		}})
-	}
-	specs = append(specs, supervise.Spec{Name: "northd", NetNS: NetNSPath("cp"), Env: env, Argv: []string{
-		"ovn-northd", "--ovnnb-db=unix:" + l.NBSocket(), "--ovnsb-db=unix:" + l.SBSocket(),
-		"--pidfile=" + dir + "/northd.pid", "--unixctl=" + dir + "/northd.ctl",
-		"-vconsole:info", "-vsyslog:off", "-vfile:off",
-	}})
-	return specs, nil
 }
 
 // ovsEnv points every OVS/OVN run, log and db directory at dir, so that no

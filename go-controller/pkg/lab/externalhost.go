@@ -2,7 +2,7 @@ package lab
 
 import (
 	"fmt"
-	"strconv"
+	"strings"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/pki"
 )
@@ -77,22 +77,23 @@ func (l *Lab) startExternalKovnNode(host, bin string) error {
 	}
 	argv := append([]string{bin, "--external-host",
 		"--node-name=" + host, "--system-id=" + host, "--kubeconfig=" + kubeconfig,
-		"--ovn-remote=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(SBPort),
+		"--ovn-remote=" + strings.Join(l.OVNRemotes("sb"), ","),
 		"--encap-ip=" + l.hostIP(host), "--datapath-type=netdev", "--gateway-interface=eth0",
 		"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
 	}, l.nodeModeFlags()...)
 	return l.sup.Ensure(l.nodeSpec("kovn-node", host, argv...))
 }
 
-// writeKovnNodeKubeconfig gives a host's kovn-node the shared kovn-node
-// identity (group kovn:nodes) the RBAC manifests grant.
+// writeKovnNodeKubeconfig gives a host's kovn-node its own identity
+// (kovn-node:HOST in group kovn:nodes), which RBAC grants kovn-node's roles
+// and the admission policy confines to that host's objects.
 func (l *Lab) writeKovnNodeKubeconfig(host string) (string, error) {
 	b, err := l.ensurePKI()
 	if err != nil {
 		return "", err
 	}
 	kubeconfig := l.nodeDir(host, "kovn-node.kubeconfig")
-	return kubeconfig, pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID("kovn-node")])
+	return kubeconfig, pki.WriteKubeconfig(kubeconfig, apiServerURL(), b.CACert, b.Clients[pki.UserID(KovnNodeUser(host))])
 }
 
 // externalHostEnv describes the bare-metal hosts for tests.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/pki"
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/supervise"
@@ -30,7 +31,7 @@ func (l *Lab) kovnBin(name string) string {
 func (l *Lab) applyManifests(ctx context.Context) error {
 	kubectl := []string{l.KubectlPath(), "--kubeconfig=" + l.KubeconfigPath()}
 	if l.ManifestDir != "" {
-		for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml", "11-rbac-node.yaml"} {
+		for _, f := range []string{"00-namespace.yaml", "10-rbac-controller.yaml", "11-rbac-node.yaml", "12-node-scope.yaml"} {
 			if _, err := run(append(kubectl, "apply", "-f", filepath.Join(l.ManifestDir, f))...); err != nil {
 				return err
 			}
@@ -49,7 +50,8 @@ func (l *Lab) applyManifests(ctx context.Context) error {
 }
 
 // kovnControllerSpecs are the controller replicas, with the flags a user
-// would pass in production (TCP to NB, a client certificate to the API).
+// would pass in production (every NB member, over SSL unless the lab was
+// asked for plain TCP; a client certificate to the API).
 func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
 	bin := l.kovnBin("kovn-controller")
 	if bin == "" {
@@ -64,18 +66,21 @@ func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
 		extra = append(extra, "--host-subnet-length="+strconv.Itoa(l.HostSubnetLength))
 	}
 	extra = append(extra, l.underlayControllerFlags()...)
+	nbFlags, err := l.controllerNBFlags()
+	if err != nil {
+		return nil, err
+	}
 	var specs []supervise.Spec
 	for i := 0; i < ControllerReplicas; i++ {
 		specs = append(specs, supervise.Spec{
 			Name: "kovn-controller:" + strconv.Itoa(i), NetNS: NetNSPath("cp"),
 			Argv: append([]string{bin,
 				"--kubeconfig=" + kubeconfig,
-				"--nb-address=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(NBPort),
 				"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
 				"--mode=" + l.Mode,
 				"--identity=controller-" + strconv.Itoa(i),
 				"--metrics-address=127.0.0.1:" + strconv.Itoa(ControllerMetricsPort(i)),
-			}, extra...),
+			}, append(nbFlags, extra...)...),
 		})
 	}
 	return specs, nil
@@ -111,7 +116,7 @@ func (l *Lab) startKovnNode(node, bin string) error {
 	}
 	argv := append([]string{bin,
 		"--node-name=" + node, "--kubeconfig=" + kubeconfig,
-		"--ovn-remote=tcp:" + ControlPlaneIP + ":" + strconv.Itoa(SBPort),
+		"--ovn-remote=" + strings.Join(l.OVNRemotes("sb"), ","),
 		"--encap-ip=" + l.NodeIPs[node], "--datapath-type=netdev", "--gateway-interface=eth0",
 		"--cluster-cidr=" + ClusterCIDR, "--service-cidr=" + ServiceCIDR,
 		"--cni-plugin=" + filepath.Join(l.BinDir, "kovn-cni"),

@@ -43,6 +43,12 @@ type Config struct {
 	// HostSubnetLength is the controller's node subnet prefix length; 0
 	// keeps its default (/24). The W1 workload puts 334 pods on a node.
 	HostSubnetLength int
+	// OVNHA runs NB and SB as 3-member RAFT clusters instead of one
+	// ovsdb-server each.
+	OVNHA bool `json:",omitempty"`
+	// OVNPlainTCP connects hosts to OVN central over plain TCP; the
+	// default is SSL with certificates from the lab's OVN CA.
+	OVNPlainTCP bool `json:",omitempty"`
 }
 
 // Underlay addressing. The lab owns these ranges only inside its own
@@ -196,8 +202,10 @@ func (l *Lab) UTSNSPath(node string) string { return l.path("ns", node+".uts") }
 // KubeconfigPath is the admin kubeconfig usable from the root namespace.
 func (l *Lab) KubeconfigPath() string { return l.path("kubeconfig") }
 
-// NBSocket and SBSocket are OVN central's unix sockets, usable from the
-// root namespace with ovn-nbctl/ovn-sbctl.
+// NBSocket and SBSocket are the unix sockets of the first NB and SB
+// member, usable from the root namespace. In a clustered lab that member
+// may be a follower: readers are fine with it, writers should use
+// OVNUnixRemote, which lists every member.
 func (l *Lab) NBSocket() string { return l.path("ovn", "nb.sock") }
 func (l *Lab) SBSocket() string { return l.path("ovn", "sb.sock") }
 
@@ -241,8 +249,8 @@ func (l *Lab) Env() []string {
 	return append([]string{
 		"KUBECONFIG=" + l.KubeconfigPath(),
 		"KUBECTL=" + l.KubectlPath(),
-		"OVN_NB_DB=unix:" + l.NBSocket(),
-		"OVN_SB_DB=unix:" + l.SBSocket(),
+		"OVN_NB_DB=" + l.OVNUnixRemote("nb"),
+		"OVN_SB_DB=" + l.OVNUnixRemote("sb"),
 		"OVN_NB_DB_FILE=" + l.NBDBFile(),
 		"LAB_STATE_DIR=" + l.StateDir,
 		"LAB_NODES=" + quoteList(l.NodeNames),

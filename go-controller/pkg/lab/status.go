@@ -19,7 +19,7 @@ type ChassisInfo struct {
 
 // Chassis reads the SB Chassis and Encap tables, keyed by chassis name.
 func (l *Lab) Chassis() (map[string]ChassisInfo, error) {
-	sbctl := []string{"ovn-sbctl", "--db=unix:" + l.SBSocket(), "--timeout=5", "--format=csv", "--data=bare", "--no-headings"}
+	sbctl := []string{"ovn-sbctl", "--db=" + l.OVNUnixRemote("sb"), "--timeout=5", "--format=csv", "--data=bare", "--no-headings"}
 	out, err := run(append(sbctl, "--columns=name,hostname", "list", "Chassis")...)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -145,18 +144,9 @@ func (l *Lab) waitComponent(ctx context.Context, name string) error {
 			_, err = cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 			return err
 		}))
-	case "nb", "sb":
-		sock := l.NBSocket()
-		if name == "sb" {
-			sock = l.SBSocket()
-		}
-		return waitFor(name, 20*time.Second, alive(func() error {
-			c, err := net.DialTimeout("unix", sock, time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		}))
+	}
+	if db, m, ok := l.ovnMemberOf(name); ok {
+		return waitFor(name, 30*time.Second, alive(func() error { return l.ovnMemberReady(db, m) }))
 	}
 	return nil
 }
@@ -285,7 +275,7 @@ func (l *Lab) startStopped(ctx context.Context) error {
 // needs (etcd before the API server, OVS before ovn-controller, …).
 func startOrder(names []string) []string {
 	rank := map[string]int{"etcd": 0, "apiserver": 1, "portal": 2, "controller-manager": 3, "scheduler": 4,
-		"nb": 5, "sb": 6, "northd": 7, "ovsdb-server": 8, "ovs-vswitchd": 9, "ovn-controller": 10,
+		"nb": 5, "nb2": 5, "nb3": 5, "sb": 6, "sb2": 6, "sb3": 6, "northd": 7, "ovsdb-server": 8, "ovs-vswitchd": 9, "ovn-controller": 10,
 		"containerd": 11, "kubelet": 12, "kovn-controller": 13, "kovn-node": 14, "test-server": 15}
 	r := func(n string) int {
 		base, _, _ := strings.Cut(n, ":")
@@ -334,6 +324,12 @@ func (l *Lab) ExpandComponent(name string) ([]string, error) {
 		out = []string{"kovn-" + name}
 	case strings.HasPrefix(name, "node:"):
 		out = []string{"kovn-" + name}
+	case name == "nb-leader" || name == "sb-leader":
+		leader, err := l.OVNLeader(strings.TrimSuffix(name, "-leader"))
+		if err != nil {
+			return nil, err
+		}
+		out = []string{leader}
 	case strings.HasPrefix(name, "ovs:"):
 		host := strings.TrimPrefix(name, "ovs:")
 		out = []string{"ovsdb-server:" + host, "ovs-vswitchd:" + host}

@@ -86,8 +86,12 @@ func (l *Lab) startOVS(host string) error {
 		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...)); err != nil {
 		return err
 	}
-	return l.sup.Ensure(l.nodeSpec("ovn-controller", host, append([]string{"ovn-controller",
-		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...)...))
+	ssl, err := l.ovnSSLFlags(ovnControllerIdentity(host))
+	if err != nil {
+		return err
+	}
+	return l.sup.Ensure(l.nodeSpec("ovn-controller", host, append(append([]string{"ovn-controller",
+		"unix:/run/openvswitch/db.sock", "--pidfile"}, logOpts...), ssl...)...))
 }
 
 // configureChassis does by hand what kovn-node does on a host when it is
@@ -102,7 +106,7 @@ func (l *Lab) configureChassis(host string) error {
 	if _, err := l.inNode(host, "ovs-vsctl", "--timeout=20",
 		"set", "Open_vSwitch", ".",
 		"external_ids:system-id="+host, "external_ids:hostname="+host,
-		"external_ids:ovn-remote=tcp:"+ControlPlaneIP+":"+fmt.Sprint(SBPort),
+		"external_ids:ovn-remote="+strings.Join(l.OVNRemotes("sb"), ","),
 		"external_ids:ovn-encap-type=geneve", "external_ids:ovn-encap-ip="+ip,
 		"external_ids:ovn-bridge-mappings=physnet:br-ex", "external_ids:ovn-bridge-datapath-type=netdev",
 		"--", "--may-exist", "add-br", "br-ex",

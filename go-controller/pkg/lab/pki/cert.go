@@ -38,15 +38,21 @@ type leafSpec struct {
 	cn     string
 	orgs   []string
 	server bool // ServerAuth with SANs; otherwise ClientAuth
-	dns    []string
-	ips    []net.IP
+	// peer adds ClientAuth to a server certificate: a RAFT member of OVN
+	// central both accepts and opens connections to the other members.
+	peer bool
+	dns  []string
+	ips  []net.IP
 }
 
-func (s leafSpec) usage() x509.ExtKeyUsage {
-	if s.server {
-		return x509.ExtKeyUsageServerAuth
+func (s leafSpec) usages() []x509.ExtKeyUsage {
+	switch {
+	case s.server && s.peer:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	case s.server:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	return x509.ExtKeyUsageClientAuth
+	return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {
@@ -102,7 +108,7 @@ func issue(ca *authority, s leafSpec, now time.Time) ([]byte, crypto.Signer, err
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{s.usage()},
+		ExtKeyUsage:           s.usages(),
 		BasicConstraintsValid: true,
 		DNSNames:              s.dns,
 		IPAddresses:           s.ips,
@@ -129,13 +135,13 @@ func checkCA(cert *x509.Certificate, key crypto.Signer, now time.Time) error {
 func checkLeaf(ca *authority, cert *x509.Certificate, key crypto.Signer, s leafSpec, now time.Time) error {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
-	opts := x509.VerifyOptions{
-		Roots:       roots,
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{s.usage()},
-	}
-	if _, err := cert.Verify(opts); err != nil {
-		return err
+	// Verify accepts a certificate that has any one of KeyUsages, so each
+	// required usage is checked on its own.
+	for _, u := range s.usages() {
+		opts := x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{u}}
+		if _, err := cert.Verify(opts); err != nil {
+			return err
+		}
 	}
 	if err := checkTimes(cert, now); err != nil {
 		return err
