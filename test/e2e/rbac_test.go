@@ -235,4 +235,3 @@ func firstLine(s string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
