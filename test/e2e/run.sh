@@ -12,7 +12,10 @@ if [ "${CI:-}" = true ] || ! $lab status >/dev/null 2>&1; then
   $lab down
   start=$(date +%s)
   # One bare-metal host: the external-port test plugs its address in.
-  $lab up --skip-deps --external-hosts 1
+  if ! $lab up --skip-deps --external-hosts 1; then
+    $lab status || true
+    exit 1
+  fi
   echo "kovn-lab up took $(( $(date +%s) - start ))s"
 fi
 rc=0
@@ -24,7 +27,10 @@ if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
   # script owns: a developer's lab is not replaced (make test-underlay does
   # that).
   $lab down
-  $lab up --skip-deps --mode underlay --underlay-vlan 100 --ovn-ha
+  if ! $lab up --skip-deps --mode underlay --underlay-vlan 100 --ovn-ha; then
+    $lab status || true
+    exit 1
+  fi
   KOVN_E2E=1 go test -count=1 -timeout 10m -v -run 'TestUnderlay$|TestLab|TestOVNRaftLeaderKill$|TestOVNOverSSL$' ./test/e2e/... 2>&1 | tee _output/e2e-underlay.log || rc=$?
 fi
 if [ "$own" = 1 ]; then

@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -118,5 +120,21 @@ func TestExternalHostsAndUnderlay(t *testing.T) {
 	overlay, _ := New(Config{StateDir: "/x", Nodes: 1, Mode: "overlay", PortalAddr: "127.0.0.1:1"})
 	if f := append(overlay.underlayControllerFlags(), overlay.nodeModeFlags()...); len(f) != 0 || strings.Contains(strings.Join(overlay.Env(), "\n"), "UNDERLAY") {
 		t.Errorf("overlay lab has underlay flags or env: %v", f)
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, []byte("a\nb\nc\nd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := logTail(path, 2); got != "c\nd" {
+		t.Errorf("logTail(2) = %q, want %q", got, "c\nd")
+	}
+	if got := logTail(path, 10); got != "a\nb\nc\nd" {
+		t.Errorf("logTail(10) = %q", got)
+	}
+	if got := logTail(filepath.Join(t.TempDir(), "none"), 2); !strings.Contains(got, "no such file") {
+		t.Errorf("logTail(missing) = %q, want the read error", got)
 	}
 }

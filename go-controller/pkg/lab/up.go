@@ -204,6 +204,10 @@ func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// A kubelet that exits before registering is started again, as
+	// systemd's Restart= would on a real node, a few times at most; its
+	// log's end is printed so that the cause is not lost.
+	restarts := map[string]int{}
 	return waitFor("nodes and chassis", timeout, func() error {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -219,7 +223,19 @@ func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 		}
 		for _, n := range l.NodeNames {
 			if !have[n] {
-				return fmt.Errorf("node %s not registered", n)
+				err := l.nodeMissing(n)
+				name := "kubelet:" + n
+				if _, serr := l.sup.Spec(name); serr == nil && !l.sup.Status(name).Running {
+					if restarts[n] >= 3 {
+						return giveUp{err}
+					}
+					restarts[n]++
+					fmt.Fprintf(os.Stderr, "kovn-lab: restarting %s (%d): %v\n", name, restarts[n], err)
+					if serr := l.sup.Start(name); serr != nil {
+						return giveUp{fmt.Errorf("%w; restart: %v", err, serr)}
+					}
+				}
+				return err
 			}
 		}
 		for _, h := range l.hosts() {
@@ -229,6 +245,35 @@ func (l *Lab) waitRegistered(ctx context.Context, timeout time.Duration) error {
 		}
 		return nil
 	})
+}
+
+// nodeMissing explains a Node its kubelet has not registered: whether
+// the kubelet still runs, and the end of its log, so that a timeout in CI
+// says why without the lab's logs (which a failed run may not keep).
+func (l *Lab) nodeMissing(node string) error {
+	name := "kubelet:" + node
+	if _, err := l.sup.Spec(name); err != nil {
+		return fmt.Errorf("node %s not registered", node)
+	}
+	state := "running"
+	if !l.sup.Status(name).Running {
+		state = "exited"
+	}
+	return fmt.Errorf("node %s not registered (%s %s; end of %s:\n%s)", node, name, state,
+		l.sup.LogPath(name), logTail(l.sup.LogPath(name), 15))
+}
+
+// logTail returns the last n lines of a log file, or why it cannot.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // chassisMissing explains a missing chassis; when the host's kovn-node,
