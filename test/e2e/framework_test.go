@@ -111,6 +111,15 @@ func (e *env) namespace(t *testing.T, prefix string) string {
 	t.Cleanup(func() {
 		_ = e.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
+	// Pods are refused until kube-controller-manager has made the
+	// namespace's default ServiceAccount; right after an API server
+	// restart its informers may take many seconds to catch up.
+	if err := poll(2*time.Minute, func() error {
+		_, err := e.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		t.Fatalf("namespace %s: no default ServiceAccount: %v", name, err)
+	}
 	return name
 }
 
