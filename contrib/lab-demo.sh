@@ -1,52 +1,125 @@
 #!/usr/bin/env bash
-# The short demo `make lab` ends with: two test-server pods on different
-# nodes, then what they can reach and what kovn wrote into OVN for them.
-# It is idempotent and leaves the pods running for you to poke at.
+# The demo `make lab` ends with: a web Deployment behind a Service, two
+# clients, then a NetworkPolicy that cuts one of them off — and kovnctl
+# explaining what kovn wrote into OVN and why a packet passes or not.
+# Every line it prints comes from a real probe between pods or a real
+# query; nothing is canned. It starts from a fresh namespace each time and
+# leaves the pods running for you to poke at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lab=_output/bin/kovn-lab
+kovnctl=_output/bin/kovnctl
+set -a
 eval "$($lab env)"
+set +a
 nodes=($LAB_NODES)
 k() { $lab kubectl "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+begin=$(date +%s)
 
+k delete namespace demo --ignore-not-found --wait=true >/dev/null
+
+# client-a carries access=granted, client-b does not; both run the test
+# server too, only so that they have a long-running process.
+client() {
+  cat <<POD
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: demo, labels: {$2}}
+spec:
+  nodeName: $3
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: main, image: $TEST_SERVER_IMAGE, imagePullPolicy: Never}
+POD
+}
 k apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Namespace
 metadata: {name: demo}
-$(for i in 0 1; do cat <<POD
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      # One replica per node, so the Service's answers come from several nodes.
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: server
+        image: $TEST_SERVER_IMAGE
+        imagePullPolicy: Never
+        env:
+        - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
 ---
 apiVersion: v1
-kind: Pod
-metadata: {name: web-$i, namespace: demo, labels: {app: web}}
+kind: Service
+metadata: {name: web, namespace: demo}
 spec:
-  nodeName: ${nodes[$i]}
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: server
-    image: $TEST_SERVER_IMAGE
-    imagePullPolicy: Never
-    env:
-    - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-    - {name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
-POD
-done)
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+$(client client-a "role: client, access: granted" "${nodes[0]}")
+$(client client-b "role: client" "${nodes[${#nodes[@]}-1]}")
 YAML
-k -n demo wait --for=condition=Ready pod/web-0 pod/web-1 --timeout=120s >/dev/null
-k -n demo get pods -o wide
-ip1=$(k -n demo get pod web-1 -o jsonpath='{.status.podIP}')
-show() { printf '\n$ %s\n' "$*"; "$@"; }
-show $lab probe --from demo/web-0 --to "$ip1:8080"              # pod → pod across nodes, no NAT
-show $lab probe --from demo/web-0 --to "$EXTERNAL_IP:80"         # pod → outside, seen as the node IP
-show $lab probe --from "host:${nodes[0]}" --to "$ip1:8080" --proto tcp   # host → pod via the management port
-show ovn-nbctl --db="$OVN_NB_DB" --columns=name,addresses,options,external_ids find logical_switch_port external_ids:kovn.io/owner=demo/web-1
-show ovn-nbctl --db="$OVN_NB_DB" --columns=name,addresses find address_set external_ids:kovn.io/owner=demo
+k -n demo rollout status deployment/web --timeout=120s >/dev/null
+k -n demo wait --for=condition=Ready pod --all --timeout=120s >/dev/null
+
+step "Pods and their addresses (kovn's IPAM, one subnet per node)"
+show k -n demo get pods -o wide
+vip=$(k -n demo get service web -o jsonpath='{.spec.clusterIP}')
+web0=$(k -n demo get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
+web0ip=$(k -n demo get pod "$web0" -o jsonpath='{.status.podIP}')
+
+step "client-a → Service web ($vip:80), 12 connections: which pods answered"
+for _ in $(seq 12); do
+  $lab probe --from demo/client-a --to "$vip:80"
+done | sed -n 's/.*"pod":"\([^"]*\)","node":"\([^"]*\)".*/\1 on \2/p' | sort | uniq -c
+
+step "A NetworkPolicy: only pods labelled access=granted may reach web"
+k apply -f - <<YAML
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-granted, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {access: granted}}}]
+    ports: [{protocol: TCP, port: 8080}]
+YAML
+# Wait for the cut itself (client-b refused), not for a fixed time.
+cut=$(date +%s%N)
+until ! $lab probe --from demo/client-b --to "$vip:80" --timeout 300ms >/dev/null 2>&1; do
+  if (( ($(date +%s%N) - cut) > 30000000000 )); then echo "client-b still answered after 30 s" >&2; exit 1; fi
+done
+echo "client-b cut off $(( ($(date +%s%N) - cut) / 1000000 )) ms after the apply returned"
+show $lab probe --from demo/client-a --to "$vip:80"
+show $lab probe --from demo/client-b --to "$vip:80" --timeout 1s || true
+
+step "What kovn wrote into OVN for them"
+show $kovnctl show service demo/web
+show $kovnctl show policy demo/web-from-granted
+
+step "Why: ovn-trace from each client to $web0 ($web0ip) port 8080"
+show $kovnctl trace --from demo/client-a --to "demo/$web0" --port 8080
+show $kovnctl trace --from demo/client-b --to "demo/$web0" --port 8080
+
 cat <<EOT
 
-The demo pods stay up. Try:
+Demo done in $(( $(date +%s) - begin )) s. The pods stay up. Try:
   eval \$($lab env)
-  $lab kubectl get pods -A -o wide
-  $lab exec demo/web-0 -- ping -c1 $ip1
+  $kovnctl status
+  $lab kubectl -n demo get pods,svc,networkpolicy -o wide
   ovn-nbctl --db=\$OVN_NB_DB show
-  $lab kubectl delete ns demo        # when done; make lab-down removes everything
+  $lab kubectl delete namespace demo   # when done; make lab-down removes everything
 EOT
