@@ -25,8 +25,17 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-controller:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp builds the CLI without running it, so docs/flags.md can be
+// rendered from it.
+func newApp() *cli.App {
 	flags := config.ControllerFlags()
-	app := &cli.App{
+	return &cli.App{
 		Name:   "kovn-controller",
 		Usage:  "map Kubernetes objects into OVN northbound",
 		Flags:  flags,
@@ -38,10 +47,6 @@ func main() {
 			}
 			return run(c.Context, cfg)
 		},
-	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "kovn-controller:", err)
-		os.Exit(1)
 	}
 }
 

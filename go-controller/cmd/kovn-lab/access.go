@@ -32,7 +32,7 @@ func envCommand() *cli.Command {
 }
 
 func kubectlCommand() *cli.Command {
-	return &cli.Command{Name: "kubectl", Usage: "run kubectl against the lab", SkipFlagParsing: true, Action: func(c *cli.Context) error {
+	return &cli.Command{Name: "kubectl", Usage: "run kubectl against the lab", ArgsUsage: "ARGS...", SkipFlagParsing: true, Action: func(c *cli.Context) error {
 		l, err := load(c)
 		if err != nil {
 			return err

@@ -24,8 +24,17 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-node:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp builds the CLI without running it, so docs/flags.md can be
+// rendered from it.
+func newApp() *cli.App {
 	flags := config.NodeFlags()
-	app := &cli.App{
+	return &cli.App{
 		Name:   "kovn-node",
 		Usage:  "kovn's node agent and CNI server",
 		Flags:  flags,
@@ -52,9 +61,5 @@ func main() {
 			}
 			return agent.Run(c.Context, cfg, kc, m)
 		},
-	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "kovn-node:", err)
-		os.Exit(1)
 	}
 }

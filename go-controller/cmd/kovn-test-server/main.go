@@ -24,7 +24,16 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	app := &cli.App{
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kovn-test-server:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp builds the CLI without running it, so docs/flags.md can be
+// rendered from it.
+func newApp() *cli.App {
+	return &cli.App{
 		Name:            "kovn-test-server",
 		Usage:           "answer TCP connections and UDP datagrams with who answered and who asked",
 		HideHelpCommand: true,
@@ -51,10 +60,6 @@ func main() {
 			s := &server{pod: pod, node: node, verbose: c.Bool("verbose"), log: log.New(os.Stderr, "", log.LstdFlags)}
 			return run(c.Context, s, tcp, udp)
 		},
-	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "kovn-test-server:", err)
-		os.Exit(1)
 	}
 }
 

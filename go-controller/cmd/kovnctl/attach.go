@@ -64,7 +64,7 @@ func detachCommand() *cli.Command {
 		Description: "Removes the port of --interface from br-int; an internal port's device goes with it.\n" +
 			"Only ports attach made (external_ids:" + extport.KeyExternalPort + ") are removed; an absent one is fine.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Required: true},
+			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Required: true, Usage: "the interface to unplug"},
 			ovsDBFlag(),
 		},
 		Action: func(c *cli.Context) error {

@@ -22,7 +22,7 @@ func showCommand() *cli.Command {
 		Name:      "show",
 		Usage:     "show what a pod, service, policy or node became in OVN, as a tree",
 		ArgsUsage: "[-n NAMESPACE] pod|service|policy|node NAME   (NAME may be NAMESPACE/NAME)",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: "default"}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: "default", Usage: "namespace of a pod, service or policy NAME given without NAMESPACE/"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return cli.Exit("usage: kovnctl show pod|service|policy|node NAME", 2)
