@@ -50,8 +50,8 @@ test-underlay: build
 	KOVN_E2E=1 $(GO) test -count=1 -timeout 10m -v -run 'TestUnderlay$$' ./test/e2e/...
 
 # The fault suite (docs/reliability.md) against the running lab (make lab
-# first); writes the fault table to _output/faults.md. Not in make test yet:
-# one loss it shows now and then is not explained (docs/reliability.md).
+# first); writes the fault table to _output/faults.md. make test runs it at
+# the end of test/e2e/run.sh, on the clustered lab.
 test-faults: build
 	KOVN_E2E=1 KOVN_FAULTS=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaults$$' ./test/e2e/
 
@@ -61,8 +61,12 @@ FUZZTIME ?= 10s
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./test/fuzz/run.sh
 
+# The OVSDB models, and docs/flags.md from every binary's flags (each
+# binary's TestFlagReference rewrites its section; -p 1 because they all
+# write that one file).
 generate:
 	$(GO) generate ./go-controller/pkg/ovsdb/...
+	KOVN_UPDATE_DOCS=1 $(GO) test -count=1 -p 1 -run '^TestFlagReference$$' ./go-controller/cmd/...
 
 # Control-plane benchmarks against a lab (docs/benchmarks.md); reports in
 # _output/bench/results.json.

@@ -29,6 +29,24 @@ func runController(t *testing.T, args ...string) (*Controller, error) {
 	return got, err
 }
 
+// runNode parses args (and --config) the way kovn-node does.
+func runNode(t *testing.T, args ...string) (*Node, error) {
+	t.Helper()
+	flags := NodeFlags()
+	var got *Node
+	app := &cli.App{
+		Flags:  flags,
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			cfg, err := NodeFromCLI(c)
+			got = cfg
+			return err
+		},
+	}
+	err := app.Run(append([]string{"kovn-node"}, args...))
+	return got, err
+}
+
 func TestControllerDefaults(t *testing.T) {
 	cfg, err := runController(t)
 	if err != nil {
@@ -108,6 +126,25 @@ func TestNodeFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "service-node-port-range") {
 			t.Errorf("node port range %q accepted: %v", bad, err)
 		}
+	}
+}
+
+// TestNodeConfigFile: the DaemonSet gives kovn-node only --config, so
+// every flag, the required --ovn-remote included, must work from the file.
+func TestNodeConfigFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "node.yaml")
+	if err := os.WriteFile(file, []byte("ovn-remote: tcp:10.0.0.1:6642,tcp:10.0.0.2:6642\ndatapath-type: netdev\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := runNode(t, "--config", file, "--node-name", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OVNRemote != "tcp:10.0.0.1:6642,tcp:10.0.0.2:6642" || cfg.DatapathType != "netdev" {
+		t.Fatalf("config file not applied: %+v", cfg)
+	}
+	if _, err := runNode(t, "--node-name", "n1"); err == nil || !strings.Contains(err.Error(), "--ovn-remote is required") {
+		t.Fatalf("missing --ovn-remote: %v", err)
 	}
 }
 

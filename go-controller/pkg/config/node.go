@@ -58,24 +58,24 @@ type Node struct {
 func NodeFlags() []cli.Flag {
 	host, _ := os.Hostname()
 	fl := []cli.Flag{
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, EnvVars: []string{"NODE_NAME"}, Usage: "this node's Kubernetes name"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-name", Value: host, DefaultText: "$(hostname)", EnvVars: []string{"NODE_NAME"}, Usage: "this node's Kubernetes name"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: in-cluster)"}),
-		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "kube-qps", Value: 50}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "kube-burst", Value: 100}),
+		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "kube-qps", Value: 50, Usage: "API requests per second"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "kube-burst", Value: 100, Usage: "API requests allowed in a burst above --kube-qps"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "ovs-db", Value: "unix:/var/run/openvswitch/db.sock", Usage: "the host's Open_vSwitch database"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "ovn-remote", Required: true, Usage: "OVN SB address(es) for ovn-controller, e.g. tcp:10.0.0.1:6642"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "ovn-remote", Usage: "required, as a flag or in --config: OVN SB address(es) for ovn-controller, e.g. tcp:10.0.0.1:6642"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "system-id", Usage: "chassis name (default: the one set, else the node name)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "encap-ip", Usage: "Geneve endpoint (default: the gateway interface's IPv4 address)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "datapath-type", Value: "system", Usage: "system (kernel module) or netdev (userspace)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gateway-interface", Value: "eth0", Usage: "NIC holding the node IP; moved into br-ex"}),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "cluster-cidr", Value: cli.NewStringSlice("10.128.0.0/14")}),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16")}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "cluster-cidr", Value: cli.NewStringSlice("10.128.0.0/14"), Usage: "pod address ranges, as the controller's; overlay mode: the host routes them through the management port"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "service-cidr", Value: cli.NewStringSlice("10.96.0.0/16"), Usage: "Service ClusterIP ranges, as the controller's; overlay mode: the host routes them through the management port, reaching Services without kube-proxy"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "service-node-port-range", Value: "30000-32767", Usage: "the API server's NodePort range; steered to OVN on the node IP"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "mtu", Value: 1400, Usage: "pod MTU (the controller's value wins when it writes one)"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-bin-dir", Value: "/opt/cni/bin"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-conf-dir", Value: "/etc/cni/net.d"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-bin-dir", Value: "/opt/cni/bin", Usage: "where kovn-cni is installed; hostPort also needs the portmap plugin there"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-conf-dir", Value: "/etc/cni/net.d", Usage: "where 10-kovn.conflist is written"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-plugin", Value: "/usr/libexec/kovn/kovn-cni", Usage: "kovn-cni binary to install into --cni-bin-dir"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-socket", Value: "/run/kovn/cni.sock"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cni-socket", Value: "/run/kovn/cni.sock", Usage: "unix socket of the CNI server; written into the conflist for kovn-cni"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "annotation-timeout", Value: 30 * time.Second, Usage: "how long CNI ADD waits for the controller's pod annotation"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "datapath-flow-purge-interval", Value: 10 * time.Second, Usage: "netdev only: also purge the datapath's flow cache this often, bounding how long a stale flow of OVS 3.1's userspace datapath lives (0: only after OpenFlow changes)"}),
@@ -114,6 +114,11 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 	}
 	if cfg.NodeName == "" {
 		return nil, fmt.Errorf("--node-name is required")
+	}
+	// Checked here, not by cli's Required, which runs before --config is
+	// read and so refused a value given only in the file.
+	if cfg.OVNRemote == "" {
+		return nil, fmt.Errorf("--ovn-remote is required")
 	}
 	if cfg.DatapathType != "system" && cfg.DatapathType != "netdev" {
 		return nil, fmt.Errorf("--datapath-type must be system or netdev")
