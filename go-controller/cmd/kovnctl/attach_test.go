@@ -129,7 +129,7 @@ func TestAttach(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		go playOVNController(ctx, db)
+		go db.PlayOVNController(ctx)
 		res, err := attach(ctx, d, attachRequest{namespace: "infra", name: "vm1", iface: "tap0"})
 		if err != nil {
 			return err
@@ -193,24 +193,6 @@ func attachOVS(t *testing.T, ctx context.Context) (*ovs.Client, *testenv.InMemor
 		t.Fatal(err)
 	}
 	return o, mem
-}
-
-// playOVNController sets ovn-installed on every interface with an iface-id.
-func playOVNController(ctx context.Context, db *testenv.InMemoryDB) {
-	for ctx.Err() == nil {
-		var ifaces []*vswitchd.Interface
-		_ = db.Client.List(ctx, &ifaces)
-		for _, i := range ifaces {
-			if i.ExternalIDs[ovs.KeyIfaceID] == "" || i.ExternalIDs[ovs.KeyOVNInstalled] == "true" {
-				continue
-			}
-			i.ExternalIDs[ovs.KeyOVNInstalled] = "true"
-			if ops, err := db.Client.Where(i).Update(i, &i.ExternalIDs); err == nil {
-				_, _ = db.Client.Transact(ctx, ops...)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func fakeDynamic(t *testing.T, eps ...*kube.ExternalPort) *dynamicfake.FakeDynamicClient {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,4 +90,25 @@ func startInMemory(t testing.TB, clientModel model.ClientDBModel, schema ovsdb.D
 	}
 	addr := "unix:" + sock
 	return &InMemoryDB{Addr: addr, Client: Connect(t, addr, clientModel), Server: srv}
+}
+
+// PlayOVNController stands in for ovn-controller until ctx ends: every
+// interface with an iface-id gets external_ids:ovn-installed=true, which
+// code under test waits for. The keys are spelled out here because
+// pkg/node/ovs, which names them, tests with this package.
+func (db *InMemoryDB) PlayOVNController(ctx context.Context) {
+	for ctx.Err() == nil {
+		var ifaces []*vswitchd.Interface
+		_ = db.Client.List(ctx, &ifaces)
+		for _, i := range ifaces {
+			if i.ExternalIDs["iface-id"] == "" || i.ExternalIDs["ovn-installed"] == "true" {
+				continue
+			}
+			i.ExternalIDs["ovn-installed"] = "true"
+			if ops, err := db.Client.Where(i).Update(i, &i.ExternalIDs); err == nil {
+				_, _ = db.Client.Transact(ctx, ops...)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -50,7 +50,7 @@ func TestRunExternalHost(t *testing.T) {
 	if err := o.EnsureBridge(ctx, "br-int", "", nil); err != nil { // ovn-controller's job
 		t.Fatal(err)
 	}
-	go installAll(ctx, mem)
+	go mem.PlayOVNController(ctx)
 
 	ep := &kube.ExternalPort{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "host-a"}, Spec: kube.ExternalPortSpec{Chassis: "host-a"},
 		Status: kube.ExternalPortStatus{IPs: []string{"10.128.250.5/24"}, MAC: "0a:58:0a:80:fa:05", Gateway: "10.128.250.1",
@@ -185,23 +185,4 @@ func hostPortRoutes(link string, n int) error {
 		return fmt.Errorf("%d routes through a gateway on %s, want %d", got, link, n)
 	}
 	return nil
-}
-
-// installAll plays ovn-controller: every interface with an iface-id gets
-// ovn-installed.
-func installAll(ctx context.Context, mem *testenv.InMemoryDB) {
-	for ctx.Err() == nil {
-		var ifaces []*vswitchd.Interface
-		_ = mem.Client.List(ctx, &ifaces)
-		for _, i := range ifaces {
-			if i.ExternalIDs[ovs.KeyIfaceID] == "" || i.ExternalIDs[ovs.KeyOVNInstalled] == "true" {
-				continue
-			}
-			i.ExternalIDs[ovs.KeyOVNInstalled] = "true"
-			if ops, err := mem.Client.Where(i).Update(i, &i.ExternalIDs); err == nil {
-				_, _ = mem.Client.Transact(ctx, ops...)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
