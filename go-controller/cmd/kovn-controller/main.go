@@ -45,6 +45,9 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
+			if err := config.SetLogVerbosity(cfg.LogVerbosity); err != nil {
+				return err
+			}
 			return run(c.Context, cfg)
 		},
 	}

@@ -44,6 +44,9 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
+			if err := config.SetLogVerbosity(cfg.LogVerbosity); err != nil {
+				return err
+			}
 			kc, _, err := kube.NewClientset(kube.ClientConfig{Kubeconfig: cfg.Kubeconfig, QPS: cfg.KubeQPS, Burst: cfg.KubeBurst, UserAgent: "kovn-node"})
 			if err != nil {
 				return err

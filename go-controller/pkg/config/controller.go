@@ -40,9 +40,10 @@ type Controller struct {
 	RetryPeriod   time.Duration
 	Identity      string
 
-	MetricsAddr string
-	PodWorkers  int
-	NodeWorkers int
+	MetricsAddr  string
+	LogVerbosity int // klog -v
+	PodWorkers   int
+	NodeWorkers  int
 
 	// Verify runs the controllers once without writing and reports what
 	// they would write, instead of running as a replica.
@@ -85,6 +86,7 @@ func ControllerFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "renew-deadline", Value: 7 * time.Second, Usage: "a leader that cannot renew the Lease within this exits"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "retry-period", Value: 2 * time.Second, Usage: "how often the leader renews the Lease and the others try to take it"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "identity", Usage: "leader-election identity (default: hostname + pid)"}),
+		logVerbosityFlag(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: ":9476", Usage: "serves /metrics, /healthz and /readyz"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "pod-workers", Value: 16, Usage: "parallel syncs in each of the pod, service and network policy controllers"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "node-workers", Value: 4, Usage: "parallel syncs in the node controller"}),
@@ -101,7 +103,7 @@ func ControllerFromCLI(c *cli.Context) (*Controller, error) {
 		HostSubnetBits: c.Int("host-subnet-length"), Mode: c.String("mode"), MTU: c.Int("mtu"),
 		LeaderElect: c.Bool("leader-elect"), LeaseName: c.String("lease-name"), LeaseNS: c.String("lease-namespace"),
 		LeaseDuration: c.Duration("lease-duration"), RenewDeadline: c.Duration("renew-deadline"), RetryPeriod: c.Duration("retry-period"),
-		Identity: c.String("identity"), MetricsAddr: c.String("metrics-address"),
+		Identity: c.String("identity"), MetricsAddr: c.String("metrics-address"), LogVerbosity: c.Int("v"),
 		PodWorkers: c.Int("pod-workers"), NodeWorkers: c.Int("node-workers"), Verify: c.Bool("verify"),
 	}
 	var err error

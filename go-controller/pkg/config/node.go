@@ -37,6 +37,7 @@ type Node struct {
 	AnnotationTimeout time.Duration
 	InstallTimeout    time.Duration
 	MetricsAddr       string
+	LogVerbosity      int // klog -v
 	// FlowPurgeInterval bounds the life of a stale userspace-datapath flow
 	// (netdev only; see ovs.FlowPurger); 0 purges only after changes.
 	FlowPurgeInterval time.Duration
@@ -79,6 +80,7 @@ func NodeFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "annotation-timeout", Value: 30 * time.Second, Usage: "how long CNI ADD waits for the controller's pod annotation"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "install-timeout", Value: 20 * time.Second, Usage: "how long CNI ADD waits for ovn-controller to install the port"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "datapath-flow-purge-interval", Value: 10 * time.Second, Usage: "netdev only: also purge the datapath's flow cache this often, bounding how long a stale flow of OVS 3.1's userspace datapath lives (0: only after OpenFlow changes)"}),
+		logVerbosityFlag(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9478", Usage: "serves /metrics, /healthz and /readyz"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: "overlay", Usage: "overlay or underlay; must match the controller's"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "external-host", Usage: "this host is not a Kubernetes node: configure the OVN chassis only (no br-ex, management port, CNI or Node)"}),
@@ -98,7 +100,7 @@ func NodeFromCLI(c *cli.Context) (*Node, error) {
 		MTU: c.Int("mtu"), CNIBinDir: c.String("cni-bin-dir"), CNIConfDir: c.String("cni-conf-dir"),
 		CNIPlugin: c.String("cni-plugin"), SocketPath: c.String("cni-socket"),
 		AnnotationTimeout: c.Duration("annotation-timeout"), InstallTimeout: c.Duration("install-timeout"),
-		MetricsAddr: c.String("metrics-address"), FlowPurgeInterval: c.Duration("datapath-flow-purge-interval"),
+		MetricsAddr: c.String("metrics-address"), LogVerbosity: c.Int("v"), FlowPurgeInterval: c.Duration("datapath-flow-purge-interval"),
 		Mode:         c.String("mode"),
 		ExternalHost: c.Bool("external-host"), HostPort: c.String("host-port"), HostPortInterface: c.String("host-port-interface"),
 	}

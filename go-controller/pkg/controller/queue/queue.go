@@ -140,7 +140,9 @@ func (c *Controller) next(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	klog.V(2).InfoS("sync failed, will retry", "controller", c.name, "key", key, "err", err)
+	// Always logged: a failing object must be findable by its key; the
+	// rate limiter spaces the retries, and so these lines.
+	klog.ErrorS(err, "sync failed, will retry", "controller", c.name, "key", key)
 	c.q.AddRateLimited(key)
 	return true
 }
