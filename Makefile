@@ -7,7 +7,7 @@ KOVN_LAB  := $(BIN)/kovn-lab
 export KOVN_CACHE     ?= /var/cache/kovn
 export KOVN_LAB_STATE ?= /var/lib/kovn-lab
 
-.PHONY: all build deps lab lab-down test test-unit test-e2e test-underlay test-faults generate bench fuzz clean
+.PHONY: all build deps image lab lab-down test test-unit test-image test-e2e test-underlay test-faults generate bench fuzz clean
 
 all: build
 
@@ -21,6 +21,12 @@ deps: build
 	$(KOVN_LAB) deps
 	$(KOVN_LAB) build-k8s
 
+# The image of dist/images/Containerfile, without Docker: an OCI tarball in
+# $(KOVN_CACHE)/images/kovn.tar (dist/images/README.md). As root; the
+# Debian root filesystem below it is built once per package list.
+image: build
+	$(KOVN_LAB) image
+
 # A 3-node lab from nothing, its status, and a short demo (contrib/lab-demo.sh).
 lab: deps
 	$(KOVN_LAB) up --skip-deps
@@ -32,10 +38,16 @@ lab-down: build
 
 # Unit and integration tests (real ovsdb-server and ovn-northd), then the
 # end-to-end suite in a lab.
-test: deps test-unit test-e2e fuzz
+test: deps test-unit test-image test-e2e fuzz
 
 test-unit:
 	KOVN_REQUIRE_OVN=1 $(GO) test -count=1 ./go-controller/...
+
+# Builds the kovn image without Docker (cached in $(KOVN_CACHE) after the
+# first run) and checks it: OVS, OVN and kovn's binaries run from its
+# layers, and containerd imports it (dist/images/README.md).
+test-image: build
+	KOVN_IMAGE_BUILD=1 $(GO) test -count=1 -run 'TestBuildForReal$$' ./go-controller/pkg/lab/kovnimage
 
 # Uses the running lab when there is one (and leaves it up); otherwise
 # brings one up, runs the suite and takes it down, checking nothing is left.

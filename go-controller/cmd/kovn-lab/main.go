@@ -57,6 +57,7 @@ func app() *cli.App {
 			{Name: "deps", Usage: "install the Debian packages the lab and tests need (idempotent)", Action: func(c *cli.Context) error {
 				return lab.InstallPackages(lab.Packages(), os.Stdout)
 			}},
+			imageCommand(),
 			{Name: "build-k8s", Usage: "build and cache the Kubernetes binaries; prints their directory", Action: func(c *cli.Context) error {
 				v, err := k8sbuild.VersionFromClientGo()
 				if err != nil {

@@ -1,14 +1,15 @@
-// Package ociimage writes single-layer container images as OCI
-// image-layout tarballs, the form `ctr images import` loads, so the lab
-// needs neither a registry nor a build tool. Output is reproducible: the
-// same inputs give byte-identical tarballs and therefore the same digests.
+// Package ociimage writes container images as OCI image-layout tarballs,
+// the form `ctr images import` loads, so the lab needs neither a registry
+// nor a build tool. An image has one layer made of files and, optionally,
+// base layers packed once beforehand (WriteLayerFile) and shared by
+// rebuilds. Output is reproducible: the same inputs give byte-identical
+// tarballs and therefore the same digests.
 package ociimage
 
 import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -19,8 +20,8 @@ import (
 	"strings"
 )
 
-// Image describes an image with one layer: RootFSDir (if any) overlaid
-// with Files.
+// Image describes an image whose top layer is RootFSDir (if any) overlaid
+// with Files, above the Base layers.
 type Image struct {
 	// Name is a domain-qualified reference with a tag, e.g.
 	// "kovn.local/test-server:v1". Short names are refused because
@@ -29,9 +30,16 @@ type Image struct {
 	// RootFSDir, if set, is a directory tree packed as the base of the
 	// layer (e.g. a Debian rootfs from mmdebstrap): directories, regular
 	// files, symlinks and hard links keep their modes, owners become
-	// root:root, devices, FIFOs and sockets are skipped.
-	RootFSDir  string
-	Files      []File // added on top of RootFSDir, replacing same paths
+	// root:root unless RootFSOwners, devices, FIFOs and sockets are skipped.
+	RootFSDir string
+	// RootFSOwners keeps the numeric owners of RootFSDir's entries, right
+	// for a tree built as root; otherwise every owner is root.
+	RootFSOwners bool
+	Files        []File // added on top of RootFSDir, replacing same paths
+	// Base layers lie below the top layer, lowest first. They are copied
+	// into the tarball as they are, so a large base costs no compression
+	// time per image, and a runtime that already has it reuses it.
+	Base       []Layer
 	Entrypoint []string
 	Cmd        []string
 	// Env gets the conventional PATH prepended unless it sets one, as
@@ -65,9 +73,15 @@ func Write(w io.Writer, img Image) error {
 
 // WriteFile writes img to path atomically: readers see the old file or the
 // complete new one, never a partial tarball.
-func WriteFile(path string, img Image) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+func WriteFile(path string, img Image) error {
+	// Stage the layer next to the output: os.TempDir may be a small tmpfs.
+	return writeAtomic(path, func(w io.Writer) error { return write(w, img, filepath.Dir(path)) })
+}
+
+// writeAtomic writes path through a temporary file in its directory,
+// renamed into place only once fill succeeded and the data is on disk.
+func writeAtomic(path string, fill func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -78,8 +92,7 @@ func WriteFile(path string, img Image) (err error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	// Stage the layer next to the output: os.TempDir may be a small tmpfs.
-	if err = write(bw, img, dir); err != nil {
+	if err = fill(bw); err != nil {
 		return err
 	}
 	if err = bw.Flush(); err != nil {
@@ -106,6 +119,9 @@ func ID(img Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkBase(img.Base); err != nil {
+		return "", err
+	}
 	h := sha256.New()
 	if err := writeLayer(h, entries); err != nil {
 		return "", err
@@ -126,32 +142,30 @@ func write(w io.Writer, img Image, tmpDir string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBase(img.Base); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(tmpDir, ".ociimage-layer-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-
-	// One pass yields the compressed blob with its digest and the
-	// digest of the uncompressed tar (the diff_id).
-	blobHash, diffHash := sha256.New(), sha256.New()
-	counter := &countingWriter{w: io.MultiWriter(tmp, blobHash)}
-	gz := gzip.NewWriter(counter) // zero header mtime and name: reproducible
-	if err := writeLayer(io.MultiWriter(gz, diffHash), entries); err != nil {
+	top, err := compressLayer(tmp, entries)
+	if err != nil {
 		return err
 	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	layer := descriptor{MediaType: mediaTypeLayer, Digest: digestOf(blobHash), Size: counter.n}
 
-	cfgJSON, err := configJSON(img, digestOf(diffHash))
+	cfgJSON, err := configJSON(img, top.DiffID)
 	if err != nil {
 		return err
 	}
 	cfg := blob(mediaTypeConfig, cfgJSON)
-	manJSON, err := json.Marshal(manifest{SchemaVersion: 2, MediaType: mediaTypeManifest, Config: cfg, Layers: []descriptor{layer}})
+	var layers []descriptor
+	for _, l := range append(append([]Layer(nil), img.Base...), top) {
+		layers = append(layers, descriptor{MediaType: mediaTypeLayer, Digest: l.Digest, Size: l.Size})
+	}
+	manJSON, err := json.Marshal(manifest{SchemaVersion: 2, MediaType: mediaTypeManifest, Config: cfg, Layers: layers})
 	if err != nil {
 		return err
 	}
@@ -177,7 +191,20 @@ func write(w io.Writer, img Image, tmpDir string) error {
 	blobs := []member{
 		{blobPath(cfg.Digest), cfg.Size, bytes.NewReader(cfgJSON)},
 		{blobPath(man.Digest), man.Size, bytes.NewReader(manJSON)},
-		{blobPath(layer.Digest), layer.Size, tmp},
+		{blobPath(top.Digest), top.Size, tmp},
+	}
+	have := map[string]bool{blobPath(top.Digest): true}
+	for _, l := range img.Base {
+		if have[blobPath(l.Digest)] {
+			continue // the same blob twice is stored once
+		}
+		have[blobPath(l.Digest)] = true
+		f, err := os.Open(l.Path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		blobs = append(blobs, member{blobPath(l.Digest), l.Size, f})
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].name < blobs[j].name })
 	tw := tar.NewWriter(w)
@@ -198,15 +225,4 @@ func write(w io.Writer, img Image, tmpDir string) error {
 		}
 	}
 	return tw.Close()
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -56,7 +56,7 @@ func tarMode(m fs.FileMode) int64 {
 func collect(img Image) ([]*entry, error) {
 	m := map[string]*entry{}
 	if img.RootFSDir != "" {
-		if err := walkRootFS(img.RootFSDir, m); err != nil {
+		if err := walkRootFS(img.RootFSDir, img.RootFSOwners, m); err != nil {
 			return nil, fmt.Errorf("rootfs %s: %w", img.RootFSDir, err)
 		}
 	}
@@ -167,9 +167,10 @@ func fileEntry(f File) (*entry, error) {
 }
 
 // walkRootFS adds every directory, regular file and symlink under root
-// with its mode; owners are always root because the tree may have been
-// built unprivileged (e.g. mmdebstrap --mode=unshare) with shifted ids.
-func walkRootFS(root string, m map[string]*entry) error {
+// with its mode, and with its numeric owner only when keepOwners says the
+// ids are the tree's own: one built unprivileged (e.g. mmdebstrap
+// --mode=unshare) has shifted ids, so owners are root by default.
+func walkRootFS(root string, keepOwners bool, m map[string]*entry) error {
 	root, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return err
@@ -187,26 +188,31 @@ func walkRootFS(root string, m map[string]*entry) error {
 		if err != nil {
 			return err
 		}
+		st, _ := info.Sys().(*syscall.Stat_t)
+		var e *entry
 		switch info.Mode().Type() {
 		case 0:
-			e := newEntry(name, tar.TypeReg, tarMode(info.Mode()))
+			e = newEntry(name, tar.TypeReg, tarMode(info.Mode()))
 			e.hdr.Size, e.source = info.Size(), p
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if st != nil && st.Nlink > 1 {
 				e.inode = inodeKey{uint64(st.Dev), uint64(st.Ino)}
 			}
-			m[name] = e
 		case fs.ModeDir:
-			m[name] = newEntry(name, tar.TypeDir, tarMode(info.Mode()))
+			e = newEntry(name, tar.TypeDir, tarMode(info.Mode()))
 		case fs.ModeSymlink:
 			target, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			e := newEntry(name, tar.TypeSymlink, 0o777)
+			e = newEntry(name, tar.TypeSymlink, 0o777)
 			e.hdr.Linkname = target
-			m[name] = e
+		default:
+			return nil // devices, FIFOs and sockets: the runtime provides /dev
 		}
-		// Devices, FIFOs and sockets are skipped: the runtime provides /dev.
+		if keepOwners && st != nil {
+			e.hdr.Uid, e.hdr.Gid = int(st.Uid), int(st.Gid)
+		}
+		m[name] = e
 		return nil
 	})
 }

@@ -64,7 +64,8 @@ type config struct {
 
 const layoutJSON = `{"imageLayoutVersion":"1.0.0"}`
 
-func configJSON(img Image, diffID string) ([]byte, error) {
+// configJSON lists the base layers' diff_ids below the top layer's.
+func configJSON(img Image, topDiffID string) ([]byte, error) {
 	var c config
 	c.Created, c.Architecture, c.OS = created, arch(img), "linux"
 	c.Config.Env = img.Env
@@ -72,7 +73,11 @@ func configJSON(img Image, diffID string) ([]byte, error) {
 		c.Config.Env = append([]string{defaultPath}, img.Env...)
 	}
 	c.Config.Entrypoint, c.Config.Cmd, c.Config.WorkingDir = img.Entrypoint, img.Cmd, img.WorkingDir
-	c.RootFS.Type, c.RootFS.DiffIDs = "layers", []string{diffID}
+	c.RootFS.Type = "layers"
+	for _, l := range img.Base {
+		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, l.DiffID)
+	}
+	c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, topDiffID)
 	return json.Marshal(c)
 }
 
