@@ -14,8 +14,6 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -43,10 +41,8 @@ func runControllers(ctx context.Context, cfg *config.Controller, kc kubernetes.I
 	}
 	defer nb.Close()
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kc.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kovn-controller"})
+	recorder, stopEvents := kube.NewEventRecorder(ctx, kc, kube.ControllerComponent)
+	defer stopEvents()
 	cs, queues, err := startControllers(ctx, cfg, kc, dc, nb, reg, recorder)
 	if err != nil {
 		return err
@@ -101,17 +97,16 @@ func startControllers(ctx context.Context, cfg *config.Controller, kc kubernetes
 	if err := cs.svc.Start(ctx); err != nil {
 		return nil, nil, fmt.Errorf("start service controller: %w", err)
 	}
-	queues := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
 	// External ports after pods: in underlay mode they share the pods' pool.
 	if cs.ep != nil {
 		if err := cs.ep.Start(ctx); err != nil {
 			return nil, nil, fmt.Errorf("start external port controller: %w", err)
 		}
-		queues = append(queues, cs.ep.Queue)
 	}
 	if err := cs.policy.Start(ctx); err != nil {
 		return nil, nil, fmt.Errorf("start policy controller: %w", err)
 	}
+	queues := cs.queues()
 	for _, q := range queues {
 		go q.Run(ctx)
 	}
@@ -129,6 +124,16 @@ type controllers struct {
 	pod        *pod.Controller
 	svc        *service.Controller
 	policy     *policy.Controller
+}
+
+// queues are the controllers' workqueues; their names are the values of
+// the controller label of the kovn_controller_* metrics.
+func (cs *controllers) queues() []*queue.Controller {
+	qs := []*queue.Controller{cs.node.Queue, cs.ns.Queue, cs.pod.Queue, cs.svc.Queue, cs.policy.Queue}
+	if cs.ep != nil {
+		qs = append(qs, cs.ep.Queue)
+	}
+	return qs
 }
 
 // newControllers builds the controllers on nb and registers every metric

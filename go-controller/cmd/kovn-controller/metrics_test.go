@@ -1,12 +1,19 @@
 package main
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/config"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/metrics"
 	"github.com/kovn-io/kovn/go-controller/pkg/metrics/metricsdoc"
 	"github.com/kovn-io/kovn/go-controller/pkg/nbops"
@@ -75,5 +82,45 @@ func TestMetricsDocumented(t *testing.T) {
 	if values["kovn_cluster_subnets_capacity"] != 1024 || values["kovn_cluster_subnets_allocated"] != 0 {
 		t.Errorf("cluster subnets: capacity %v allocated %v, want 1024 and 0",
 			values["kovn_cluster_subnets_capacity"], values["kovn_cluster_subnets_allocated"])
+	}
+}
+
+// TestControllerLabelDocumented compares the controller label's values
+// listed in docs/metrics.md with the names of the leader's workqueues,
+// the external port controller's included (it runs when the ExternalPort
+// CRD is installed).
+func TestControllerLabelDocumented(t *testing.T) {
+	model, err := nbops.ClientDBModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := testenv.Connect(t, testenv.StartInMemoryNB(t).Addr, model)
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{kube.ExternalPortResource(): "ExternalPortList"})
+	cs, err := newControllers(defaultConfig(t), fake.NewClientset(), dc, nb, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range cs.queues() {
+		names = append(names, q.Name())
+	}
+	slices.Sort(names)
+	doc, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The row of kovn_controller_syncs_total: "… by controller (`node`, …)".
+	row := regexp.MustCompile("(?m)^\\| `kovn_controller_syncs_total` .*by controller \\(([^)]*)\\)").FindSubmatch(doc)
+	if row == nil {
+		t.Fatalf("%s: no list of controller values in the kovn_controller_syncs_total row", metricsDoc)
+	}
+	var documented []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllSubmatch(row[1], -1) {
+		documented = append(documented, string(m[1]))
+	}
+	slices.Sort(documented)
+	if !slices.Equal(names, documented) {
+		t.Errorf("%s lists controller values %q; the controllers are %q", metricsDoc, documented, names)
 	}
 }

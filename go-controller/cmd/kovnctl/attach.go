@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -274,18 +273,11 @@ func connectOVS(ctx context.Context, endpoint string) (*ovs.Client, error) {
 // other commands (flag, KUBECONFIG, ~/.kube/config, in-cluster), but it is
 // required here.
 func dynamicClient(c *cli.Context) (dynamic.Interface, error) {
-	path := flagContext(c, "kubeconfig").String("kubeconfig")
-	if path == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			if p := filepath.Join(home, ".kube", "config"); fileExists(p) {
-				path = p
-			}
-		}
-	}
-	if path == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	cc, ok := clientConfig(flagContext(c, "kubeconfig").String("kubeconfig"))
+	if !ok {
 		return nil, cli.Exit("attach reads the ExternalPort from the API: pass --kubeconfig or set KUBECONFIG", 2)
 	}
-	return kube.NewDynamic(kube.ClientConfig{Kubeconfig: path, QPS: 20, Burst: 40, UserAgent: "kovnctl"})
+	return kube.NewDynamic(cc)
 }
 
 // withTrailingFlags lets attach take its flags after NAMESPACE/NAME too,

@@ -12,10 +12,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netlink"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/kovntest"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/extport"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/ovs"
@@ -106,7 +104,7 @@ func TestAttach(t *testing.T) {
 	o, db := attachOVS(t, ctx)
 	ep := &kube.ExternalPort{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "vm1"}, Spec: kube.ExternalPortSpec{Chassis: "host-a"}}
 	other := &kube.ExternalPort{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "vm2"}, Spec: kube.ExternalPortSpec{Chassis: "host-b"}}
-	dc := fakeDynamic(t, ep, other)
+	dc := kovntest.Dynamic(t, ep, other)
 	d := attachDeps{dc: dc, o: o, hostname: "host-a.example"}
 
 	netns, err := testutils.NewNS()
@@ -158,7 +156,7 @@ func TestAttach(t *testing.T) {
 
 	// Never assigned: the timeout says what is missing.
 	unassigned := &kube.ExternalPort{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "vm3"}, Spec: kube.ExternalPortSpec{Chassis: "host-a"}}
-	d.dc = fakeDynamic(t, unassigned)
+	d.dc = kovntest.Dynamic(t, unassigned)
 	tctx, tcancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer tcancel()
 	_, err = attach(tctx, d, attachRequest{namespace: "infra", name: "vm3", iface: "tap0"})
@@ -193,17 +191,4 @@ func attachOVS(t *testing.T, ctx context.Context) (*ovs.Client, *testenv.InMemor
 		t.Fatal(err)
 	}
 	return o, mem
-}
-
-func fakeDynamic(t *testing.T, eps ...*kube.ExternalPort) *dynamicfake.FakeDynamicClient {
-	var objs []runtime.Object
-	for _, ep := range eps {
-		u, err := ep.Unstructured()
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
-	}
-	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{kube.ExternalPortResource(): "ExternalPortList"}, objs...)
 }

@@ -20,12 +20,12 @@ import (
 func showCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "show",
-		Usage:     "show what a pod, service, policy or node became in OVN, as a tree",
-		ArgsUsage: "[-n NAMESPACE] pod|service|policy|node NAME   (NAME may be NAMESPACE/NAME)",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: "default", Usage: "namespace of a pod, service or policy NAME given without NAMESPACE/"}},
+		Usage:     "show what a pod, service, policy, node or external port became in OVN, as a tree",
+		ArgsUsage: "[-n NAMESPACE] pod|service|policy|node|externalport NAME   (NAME may be NAMESPACE/NAME)",
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Value: "default", Usage: "namespace of a pod, service, policy or external port NAME given without NAMESPACE/"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
-				return cli.Exit("usage: kovnctl show pod|service|policy|node NAME", 2)
+				return cli.Exit("usage: kovnctl show pod|service|policy|node|externalport NAME", 2)
 			}
 			e, err := newEnv(c)
 			if err != nil {
@@ -35,6 +35,9 @@ func showCommand() *cli.Command {
 			defer cancel()
 			s := &show.Shower{}
 			if s.Kube, err = e.kube(); err != nil {
+				return err
+			}
+			if s.Dyn, err = e.dynamic(); err != nil {
 				return err
 			}
 			nb, err := e.connectNB(ctx, nbview.Tables()...)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/ovndb"
@@ -96,24 +97,44 @@ func newEnv(c *cli.Context) (*env, error) {
 }
 
 // kube returns an API client, or nil when no configuration exists (the
-// commands then work from NB and SB alone). Low QPS: one-shot reads.
+// commands then work from NB and SB alone).
 func (e *env) kube() (kubernetes.Interface, error) {
-	path := e.c.String("kubeconfig")
-	if path == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			if p := filepath.Join(home, ".kube", "config"); fileExists(p) {
-				path = p
-			}
-		}
-	}
-	if path == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	cc, ok := clientConfig(e.c.String("kubeconfig"))
+	if !ok {
 		return nil, nil
 	}
-	cs, _, err := kube.NewClientset(kube.ClientConfig{Kubeconfig: path, QPS: 20, Burst: 40, UserAgent: "kovnctl"})
+	cs, _, err := kube.NewClientset(cc)
 	if err != nil {
 		return nil, err
 	}
 	return cs, nil
+}
+
+// dynamic returns a client for kovn's own resources (ExternalPorts), or
+// nil when no configuration exists, as kube.
+func (e *env) dynamic() (dynamic.Interface, error) {
+	cc, ok := clientConfig(e.c.String("kubeconfig"))
+	if !ok {
+		return nil, nil
+	}
+	return kube.NewDynamic(cc)
+}
+
+// clientConfig is the API configuration of kubeconfig, else of
+// ~/.kube/config, else in-cluster; false when there is none of them.
+// Low QPS: kovnctl makes one-shot reads.
+func clientConfig(kubeconfig string) (kube.ClientConfig, bool) {
+	if kubeconfig == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			if p := filepath.Join(home, ".kube", "config"); fileExists(p) {
+				kubeconfig = p
+			}
+		}
+	}
+	if kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return kube.ClientConfig{}, false
+	}
+	return kube.ClientConfig{Kubeconfig: kubeconfig, QPS: 20, Burst: 40, UserAgent: "kovnctl"}, true
 }
 
 func fileExists(p string) bool {

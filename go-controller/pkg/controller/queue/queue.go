@@ -72,6 +72,9 @@ func New(name string, workers int, m *Metrics, sync SyncFunc) *Controller {
 	}
 }
 
+// Name is the controller's name, its metrics' controller label.
+func (c *Controller) Name() string { return c.name }
+
 // Enqueue schedules a key.
 func (c *Controller) Enqueue(key string) { c.q.Add(key) }
 

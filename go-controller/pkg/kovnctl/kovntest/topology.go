@@ -43,13 +43,7 @@ var (
 // into port bindings and the policy's logical flows.
 func Start(t *testing.T) *Cluster {
 	t.Helper()
-	o := testenv.StartOVN(t)
-	m, err := nbops.ClientDBModel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Cluster{OVN: o, NB: testenv.Connect(t, o.NBAddr, m)}
-	c.tx = nbops.NewTransactor(c.NB, nil)
+	c := startOVN(t)
 	c.apply(t, "cluster", c.clusterOps)
 	for _, n := range Nodes {
 		c.apply(t, "node "+n.Name, func() ([]ovsdb.Operation, error) { return c.nodeOps(n) })
@@ -59,6 +53,19 @@ func Start(t *testing.T) *Cluster {
 	c.apply(t, "service", c.serviceOps)
 	c.WaitSB(t, "Port_Binding", "logical_port", "team-a_web-1", "team-a_client", "team-b_x", "rtos-n1")
 	c.WaitSB(t, "Logical_Flow", "match", own.PolicyPortGroup("team-a", "allow-web"), own.IsolationPortGroup("team-a", "ingress"))
+	return c
+}
+
+// startOVN runs an empty OVN and connects to its NB.
+func startOVN(t *testing.T) *Cluster {
+	t.Helper()
+	o := testenv.StartOVN(t)
+	m, err := nbops.ClientDBModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{OVN: o, NB: testenv.Connect(t, o.NBAddr, m)}
+	c.tx = nbops.NewTransactor(c.NB, nil)
 	return c
 }
 

@@ -18,17 +18,24 @@ import (
 // Node shows a node's part of the topology: its switch with router and
 // management ports, its port on the cluster router and the routes it
 // owns there, its gateway router with join and external sides, and its
-// chassis in SB with the template variables NB sets for it.
+// chassis in SB with the template variables NB sets for it. In underlay
+// mode (NB has the one flat switch) a node has none of the former: see
+// underlayNode.
 func (s *Shower) Node(ctx context.Context, name string) (*tree.Node, error) {
 	root := tree.New("Node", name)
 	chassisID := ""
 	if s.Kube != nil {
 		node, err := s.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if apiState(root, s.Kube, err) {
+		if apiState(root, true, err) {
 			chassisID = nodeFacts(root, node)
 		}
 	} else {
-		apiState(root, nil, nil)
+		apiState(root, false, nil)
+	}
+	if ls := s.NB.Switch(own.UnderlaySwitch); ls != nil {
+		s.underlayNode(root, ls, name, chassisID)
+		s.chassis(root, name, chassisID)
+		return root, nil
 	}
 	s.nodeSwitch(root, name)
 	if lrp := s.NB.RouterPort(own.RouterToSwitchPort(name)); lrp != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/kovntest"
@@ -18,7 +19,8 @@ import (
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
 
-func newShower(t *testing.T, c *kovntest.Cluster) *show.Shower {
+// newShower connects as the command does, with a fake API holding objs.
+func newShower(t *testing.T, c *kovntest.Cluster, objs ...runtime.Object) *show.Shower {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
 	defer cancel()
@@ -32,7 +34,7 @@ func newShower(t *testing.T, c *kovntest.Cluster) *show.Shower {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Close)
-	return &show.Shower{Kube: fake.NewSimpleClientset(kovntest.Objects()...), NB: nbview.FromClient(nb), SB: sbview.FromClient(sb)}
+	return &show.Shower{Kube: fake.NewSimpleClientset(objs...), NB: nbview.FromClient(nb), SB: sbview.FromClient(sb)}
 }
 
 // field returns a node's field as text ("" when absent).
@@ -45,6 +47,8 @@ func field(t *testing.T, n *tree.Node, key string) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
+	case string:
+		return x
 	case []string:
 		return strings.Join(x, ", ")
 	case map[string]string:
@@ -59,7 +63,7 @@ func TestShowAgainstOVN(t *testing.T) {
 	c.AddChassis(t, "chassis-n1", "n1", "172.18.0.11", 0)
 	c.Bind(t, "team-a_web-1", "chassis-n1", true)
 	c.WaitSB(t, "Port_Binding", "up", "true")
-	s := newShower(t, c)
+	s := newShower(t, c, kovntest.Objects()...)
 	ctx := context.Background()
 
 	t.Run("pod", func(t *testing.T) {
@@ -187,6 +191,26 @@ func TestShowAgainstOVN(t *testing.T) {
 		}
 	})
 
+	t.Run("pod refused by the controller", func(t *testing.T) {
+		// team-b/bad asks for an address outside n2's subnet: no
+		// address, no port, and kovn-controller's Warning Event says why.
+		s := newShower(t, c, append(kovntest.Objects(), kovntest.RefusedPod())...)
+		msg := kovntest.Refusal(kovntest.Nodes[1].Subnet, "team-b/bad", kovntest.RefusedIP)
+		kovntest.RecordWarning(t, s.Kube, kovntest.RefusedPod(), "Pod", "IPOutOfRange", msg)
+		n, err := s.Show(ctx, "pod", "team-b/bad", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kovnctl show pod team-b/bad:\n%s", n)
+		if nb := field(t, n, "nb"); nb != "no logical switch port team-b_bad: kovn-controller refused to give it an address: its Warning Event below says why" {
+			t.Errorf("nb: %q", nb)
+		}
+		ev := n.Find("Event", "IPOutOfRange")
+		if field(t, ev, "message") != msg || field(t, ev, "type") != "Warning" || field(t, ev, "from") != "kovn-controller" || field(t, ev, "count") != "1" {
+			t.Errorf("event:\n%s", n)
+		}
+	})
+
 	t.Run("gone and unknown", func(t *testing.T) {
 		n, err := s.Show(ctx, "pod", "team-a/ghost", "")
 		if err != nil {
@@ -195,8 +219,10 @@ func TestShowAgainstOVN(t *testing.T) {
 		if !strings.HasPrefix(field(t, n, "api"), "not found") || !strings.HasPrefix(field(t, n, "nb"), "no logical switch port team-a_ghost") {
 			t.Errorf("ghost pod:\n%s", n)
 		}
-		if _, err := s.Show(ctx, "externalport", "x", ""); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-			t.Errorf("externalport: %v", err)
+		n, err = s.Show(ctx, "externalport", "x", "")
+		if err != nil || field(t, n, "api") != "not consulted (no kubeconfig)" ||
+			field(t, n, "nb") != "no logical switch port ep_default_x: and no ExternalPort to explain it" {
+			t.Errorf("externalport without an API: %v\n%s", err, n)
 		}
 		if _, err := s.Show(ctx, "gadget", "x", ""); err == nil {
 			t.Error("unknown kind accepted")

@@ -21,11 +21,11 @@ func (s *Shower) Policy(ctx context.Context, ns, name string) (*tree.Node, error
 	root := tree.New("NetworkPolicy", ns+"/"+name)
 	if s.Kube != nil {
 		np, err := s.Kube.NetworkingV1().NetworkPolicies(ns).Get(ctx, name, metav1.GetOptions{})
-		if apiState(root, s.Kube, err) {
+		if apiState(root, true, err) {
 			policyFacts(root, np)
 		}
 	} else {
-		apiState(root, nil, nil)
+		apiState(root, false, nil)
 	}
 	pgName := own.PolicyPortGroup(ns, name)
 	pg := s.NB.PortGroup(pgName)

@@ -22,11 +22,11 @@ func (s *Shower) Service(ctx context.Context, ns, name string) (*tree.Node, erro
 	root := tree.New("Service", ns+"/"+name)
 	if s.Kube != nil {
 		svc, err := s.Kube.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-		if apiState(root, s.Kube, err) {
+		if apiState(root, true, err) {
 			serviceFacts(root, svc)
 		}
 	} else {
-		apiState(root, nil, nil)
+		apiState(root, false, nil)
 	}
 	key := ns + "/" + name
 	var lbs []*nbdb.LoadBalancer

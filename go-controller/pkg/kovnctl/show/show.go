@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
@@ -24,8 +25,10 @@ import (
 // Shower answers show requests from one snapshot.
 type Shower struct {
 	Kube kubernetes.Interface // nil: NB (and SB) only
-	NB   *nbview.View
-	SB   *sbview.View // nil: SB facts left out
+	// Dyn reads kovn's own resources (ExternalPorts); nil: NB (and SB) only.
+	Dyn dynamic.Interface
+	NB  *nbview.View
+	SB  *sbview.View // nil: SB facts left out
 }
 
 // Kinds are the object kinds show knows, for the command's help.
@@ -55,10 +58,12 @@ func (s *Shower) Show(ctx context.Context, kind, name, ns string) (*tree.Node, e
 		return s.Policy(ctx, n, p)
 	case "node", "nodes", "no":
 		return s.Node(ctx, name)
-	case "externalport", "externalports":
-		// The architecture names external ports (VMs, bare metal) but
-		// kovn has no ExternalPort type or controller yet.
-		return nil, fmt.Errorf("show externalport: not supported yet: kovn has no ExternalPort type")
+	case "externalport", "externalports", "eport", "ep":
+		n, p, err := namespaced(name, ns)
+		if err != nil {
+			return nil, err
+		}
+		return s.ExternalPort(ctx, n, p)
 	}
 	return nil, fmt.Errorf("unknown kind %q; want one of %s", kind, strings.Join(Kinds, ", "))
 }
@@ -79,11 +84,11 @@ func namespaced(name, ns string) (string, string, error) {
 	return ns, name, nil
 }
 
-// apiState fills a root node with how the API answered: "found", or why
-// the object is not there.
-func apiState(n *tree.Node, kube kubernetes.Interface, err error) bool {
+// apiState fills a root node with how the API answered, when it was
+// consulted: "found", or why the object is not there.
+func apiState(n *tree.Node, consulted bool, err error) bool {
 	switch {
-	case kube == nil:
+	case !consulted:
 		n.Set("api", "not consulted (no kubeconfig)")
 	case apierrors.IsNotFound(err):
 		n.Set("api", "not found: any rows below are left from a deleted object")
@@ -113,6 +118,12 @@ func (s *Shower) switchPort(parent *tree.Node, lsp *nbdb.LogicalSwitchPort) *tre
 	n := parent.Child("Logical_Switch_Port", lsp.Name).
 		Set("uuid", lsp.UUID).Set("type", lsp.Type).
 		Set("addresses", lsp.Addresses).Set("port_security", lsp.PortSecurity)
+	if lsp.TagRequest != nil {
+		n.Set("tag_request", *lsp.TagRequest)
+	}
+	if lsp.Tag != nil {
+		n.Set("tag", *lsp.Tag)
+	}
 	if lsp.Up != nil {
 		n.Set("up", *lsp.Up)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/kovntest"
@@ -19,9 +20,15 @@ import (
 // snapshot connects as the command does and runs status.
 func snapshot(t *testing.T, c *kovntest.Cluster, objs []runtime.Object, cfg status.Config) *status.Report {
 	t.Helper()
+	return snapshotAPI(t, c, fake.NewSimpleClientset(objs...), cfg)
+}
+
+// snapshotAPI is snapshot with a given API.
+func snapshotAPI(t *testing.T, c *kovntest.Cluster, kc kubernetes.Interface, cfg status.Config) *status.Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kovntest.Timeout)
 	defer cancel()
-	in := status.Inputs{Kube: fake.NewSimpleClientset(objs...), NBAddr: c.OVN.NBAddr, SBAddr: c.OVN.SBAddr}
+	in := status.Inputs{Kube: kc, NBAddr: c.OVN.NBAddr, SBAddr: c.OVN.SBAddr}
 	nb, err := ovndb.NB(ctx, c.OVN.NBAddr, nil, nbview.Tables()...)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +142,28 @@ func TestStatusAgainstOVN(t *testing.T) {
 		r = snapshot(t, c, kovntest.Objects(), cfg)
 		if p := problems(r); len(p) != 1 {
 			t.Errorf("problems within the grace period: %q", p)
+		}
+	})
+
+	t.Run("pod refused by the controller", func(t *testing.T) {
+		// team-b/bad on n2 asks for an address outside n2's subnet:
+		// kovn-controller gives it none and says why in a Warning
+		// Event. That is the controller's refusal, not kovn-node's
+		// failure: n2's kovn-node is not blamed.
+		kc := fake.NewSimpleClientset(append(kovntest.Objects(), kovntest.RefusedPod())...)
+		msg := kovntest.Refusal(kovntest.Nodes[1].Subnet, "team-b/bad", kovntest.RefusedIP)
+		kovntest.RecordWarning(t, kc, kovntest.RefusedPod(), "Pod", "IPOutOfRange", msg)
+		r := snapshotAPI(t, c, kc, status.DefaultConfig())
+		hasProblem(t, r, "pod/team-b/bad", "kovn-controller refused the pod: IPOutOfRange: "+msg+" (Warning Event from kovn-controller, once, last ")
+		if p := problems(r); len(p) != 1 {
+			t.Errorf("problems: %q", p)
+		}
+		// Without the Event (expired, or never recorded) status says
+		// the pod has no address, and still does not blame kovn-node.
+		r = snapshot(t, c, append(kovntest.Objects(), kovntest.RefusedPod()), status.DefaultConfig())
+		hasProblem(t, r, "pod/team-b/bad", "no kovn.io/pod-network annotation: kovn-controller has not given it an address")
+		if p := problems(r); len(p) != 1 {
+			t.Errorf("problems: %q", p)
 		}
 	})
 

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/events"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/sbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kube"
@@ -35,10 +37,12 @@ func since(p *corev1.Pod) time.Time {
 // pods checks that every pod on the kovn network has its port, bound on
 // its node's chassis and up (installed by ovn-controller, the SB side of
 // ovn-installed). A pod still within the grace period is only counted.
-// Nodes whose chassis is up but whose pods stay unplugged past the grace
-// are reported too: kovn-node may be stopped (its heartbeat, checked with
-// the node, says so) or alive but failing CNI ADD.
-func pods(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) {
+// Nodes whose chassis is up but whose pods' ports stay unplugged past the
+// grace are reported too: kovn-node may be stopped (its heartbeat, checked
+// with the node, says so) or alive but failing CNI ADD. A pod without an
+// address or port is kovn-controller's to fix, not kovn-node's: when
+// kovn-controller refused it, its Warning Event on the pod says why.
+func pods(ctx context.Context, r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) {
 	chassisOf := map[string]string{}
 	for _, n := range cl.nodes {
 		if gw, err := kube.ParseNodeGateway(n.Annotations[kube.NodeGatewayAnnotation]); err == nil {
@@ -46,14 +50,14 @@ func pods(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) 
 		}
 	}
 	total, settling, bad := 0, 0, 0
-	unplugged := map[string][]string{}
+	unpluggedOn := map[string][]string{} // node → pods
 	for i := range cl.pods {
 		p := &cl.pods[i]
 		if !onNetwork(p) {
 			continue
 		}
 		total++
-		msg, plugged := podProblem(p, nb, sb, chassisOf[p.Spec.NodeName])
+		msg, unplugged := podProblem(p, nb, sb, chassisOf[p.Spec.NodeName])
 		if msg == "" {
 			continue
 		}
@@ -62,14 +66,19 @@ func pods(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) 
 			continue
 		}
 		bad++
+		if _, ok := p.Annotations[kube.PodNetworkAnnotation]; !ok {
+			if e := cl.podWarnings(ctx, r).Latest(p.Namespace, p.Name, string(p.UID)); e != nil {
+				msg = "kovn-controller refused the pod: " + events.Describe(e, cfg.Now())
+			}
+		}
 		r.problem("pod/"+p.Namespace+"/"+p.Name, "%s", msg)
-		if !plugged && cl.withChassis[p.Spec.NodeName] {
-			unplugged[p.Spec.NodeName] = append(unplugged[p.Spec.NodeName], p.Namespace+"/"+p.Name)
+		if unplugged && cl.withChassis[p.Spec.NodeName] {
+			unpluggedOn[p.Spec.NodeName] = append(unpluggedOn[p.Spec.NodeName], p.Namespace+"/"+p.Name)
 		}
 	}
-	for _, node := range sortedKeys(unplugged) {
+	for _, node := range sortedKeys(unpluggedOn) {
 		r.problem("node/"+node, "%d pod(s) on the node for over %s have no plugged port (%s): kovn-node there is stopped or failing CNI ADD",
-			len(unplugged[node]), cfg.Grace, join(unplugged[node], 3))
+			len(unpluggedOn[node]), cfg.Grace, join(unpluggedOn[node], 3))
 	}
 	msg := fmt.Sprintf("%d on the kovn network, %d with their port bound on their node and up", total, total-settling-bad)
 	if settling > 0 {
@@ -79,8 +88,9 @@ func pods(r *Report, cfg Config, cl *cluster, nb *nbview.View, sb *sbview.View) 
 }
 
 // podProblem says what is wrong with a pod's port ("" for nothing), and
-// whether the port was at least plugged (bound to a chassis).
-func podProblem(p *corev1.Pod, nb *nbview.View, sb *sbview.View, nodeChassis string) (string, bool) {
+// whether it is unplugged: in NB and SB, ready for the pod's interface, but
+// bound to no chassis — what kovn-node's CNI ADD has not done.
+func podProblem(p *corev1.Pod, nb *nbview.View, sb *sbview.View, nodeChassis string) (msg string, unplugged bool) {
 	name := own.PodPort(p.Namespace, p.Name)
 	if _, ok := p.Annotations[kube.PodNetworkAnnotation]; !ok {
 		return fmt.Sprintf("no %s annotation: kovn-controller has not given it an address", kube.PodNetworkAnnotation), false
@@ -93,7 +103,7 @@ func podProblem(p *corev1.Pod, nb *nbview.View, sb *sbview.View, nodeChassis str
 		return fmt.Sprintf("port %s still belongs to an earlier pod (iface-id-ver %s, pod UID %s)", name, v, p.UID), false
 	}
 	if sb == nil {
-		return "", true
+		return "", false
 	}
 	b := sb.Binding(name)
 	if b == nil {
@@ -102,13 +112,28 @@ func podProblem(p *corev1.Pod, nb *nbview.View, sb *sbview.View, nodeChassis str
 	ch := sb.BoundChassis(b)
 	switch {
 	case ch == "":
-		return fmt.Sprintf("port %s is bound to no chassis: nothing on node %s has plugged it", name, p.Spec.NodeName), false
+		return fmt.Sprintf("port %s is bound to no chassis: nothing on node %s has plugged it", name, p.Spec.NodeName), true
 	case nodeChassis != "" && ch != nodeChassis:
-		return fmt.Sprintf("port %s is bound on chassis %s, node %s's chassis is %s", name, ch, p.Spec.NodeName, nodeChassis), true
+		return fmt.Sprintf("port %s is bound on chassis %s, node %s's chassis is %s", name, ch, p.Spec.NodeName, nodeChassis), false
 	case !sbview.Up(b):
-		return fmt.Sprintf("port %s is bound on %s but not up: ovn-controller has not installed it (ovn-installed not set)", name, ch), true
+		return fmt.Sprintf("port %s is bound on %s but not up: ovn-controller has not installed it (ovn-installed not set)", name, ch), false
 	}
-	return "", true
+	return "", false
+}
+
+// podWarnings are kovn-controller's Warning Events on pods, listed once
+// and only when a pod lacks its address: Events are many on a large
+// cluster, and only such a pod needs them.
+func (cl *cluster) podWarnings(ctx context.Context, r *Report) *events.Warnings {
+	if !cl.warningsRead {
+		cl.warningsRead = true
+		w, err := events.List(ctx, cl.kube, "Pod", "", "")
+		if err != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("cannot list kovn-controller's Events on pods, which say why it refused a pod: %v", err))
+		}
+		cl.warnings = w
+	}
+	return cl.warnings
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/events"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/nbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/kovnctl/sbview"
 	"github.com/kovn-io/kovn/go-controller/pkg/node/heartbeat"
@@ -99,6 +100,11 @@ type cluster struct {
 	// withChassis are the nodes whose chassis is in SB (filled by the
 	// node checks): only there can an unplugged port blame kovn-node.
 	withChassis map[string]bool
+	// kube reads kovn-controller's Events on pods when a pod needs them
+	// (podWarnings); warningsRead says they have been read.
+	kube         kubernetes.Interface
+	warnings     *events.Warnings
+	warningsRead bool
 }
 
 // Run performs every check whose inputs are there.
@@ -124,7 +130,7 @@ func Run(ctx context.Context, cfg Config, in Inputs) *Report {
 	}
 	if in.NB != nil {
 		nodes(r, cfg, cl, in.NB, in.SB)
-		pods(r, cfg, cl, in.NB, in.SB)
+		pods(ctx, r, cfg, cl, in.NB, in.SB)
 		stale(r, cl, in.NB)
 	} else {
 		// kovn-node's heartbeat needs only the API.
@@ -181,7 +187,7 @@ func leader(ctx context.Context, r *Report, cfg Config, kc kubernetes.Interface)
 
 func list(ctx context.Context, kc kubernetes.Interface) (*cluster, error) {
 	cl := &cluster{namespaces: map[string]bool{}, services: map[string]bool{}, policies: map[string]*networkingv1.NetworkPolicy{},
-		withChassis: map[string]bool{}}
+		withChassis: map[string]bool{}, kube: kc}
 	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
