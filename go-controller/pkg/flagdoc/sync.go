@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"testing"
 
 	"github.com/urfave/cli/v2"
 )
@@ -114,4 +115,18 @@ func lineAt(lines []string, i int) string {
 		return lines[i]
 	}
 	return "(end)"
+}
+
+// CmdDoc is docs/flags.md as seen from a binary's package directory,
+// go-controller/cmd/NAME, where `go test` runs that package's tests.
+const CmdDoc = "../../../docs/flags.md"
+
+// Check is the body of every binary's TestFlagReference: it compares the
+// binary's section of docs/flags.md with its flags, or rewrites the
+// section when UpdateEnv is 1.
+func Check(t testing.TB, app *cli.App) {
+	t.Helper()
+	if err := Sync(CmdDoc, app, os.Getenv(UpdateEnv) == "1"); err != nil {
+		t.Fatal(err)
+	}
 }
