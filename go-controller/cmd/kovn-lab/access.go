@@ -219,15 +219,24 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			spec, err := l.Supervisor().Spec("kovn-controller:0")
-			if err != nil {
-				return fmt.Errorf("the lab runs no kovn-controller: %w", err)
-			}
-			argv := []string{"nsenter", "--net=" + spec.NetNS}
-			for _, a := range spec.Argv {
-				// Verify takes no lease and serves no metrics.
-				if !strings.HasPrefix(a, "--identity=") && !strings.HasPrefix(a, "--metrics-address=") {
-					argv = append(argv, a)
+			var argv []string
+			if l.FromManifests() {
+				// As an operator would: in a controller pod, with its
+				// configuration and credentials.
+				argv = []string{l.KubectlPath(), "--kubeconfig=" + l.KubeconfigPath(), "-n", "kovn-system",
+					"exec", "deploy/kovn-controller", "-c", "kovn-controller", "--",
+					"kovn-controller", "--config=/etc/kovn/controller.yaml"}
+			} else {
+				spec, err := l.Supervisor().Spec("kovn-controller:0")
+				if err != nil {
+					return fmt.Errorf("the lab runs no kovn-controller: %w", err)
+				}
+				argv = []string{"nsenter", "--net=" + spec.NetNS}
+				for _, a := range spec.Argv {
+					// Verify takes no lease and serves no metrics.
+					if !strings.HasPrefix(a, "--identity=") && !strings.HasPrefix(a, "--metrics-address=") {
+						argv = append(argv, a)
+					}
 				}
 			}
 			cmd := exec.CommandContext(c.Context, argv[0], append(argv[1:], "--verify")...)

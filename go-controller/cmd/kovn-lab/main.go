@@ -72,7 +72,7 @@ func app() *cli.App {
 			{
 				Name: "portal", Hidden: true, Usage: "forward a loopback port to an address inside a network namespace",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "listen", Required: true},
+					&cli.StringFlag{Name: "listen", Required: true, Usage: "HOST:PORT or unix:PATH"},
 					&cli.StringFlag{Name: "netns", Required: true},
 					&cli.StringFlag{Name: "target", Required: true},
 				},
@@ -100,6 +100,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "manifests", Usage: "kovn's dist/manifests (default: found from the binary's location in a checkout)"},
 			&cli.BoolFlag{Name: "ovn-ha", Usage: "run OVN NB and SB as 3-member RAFT clusters (members nb, nb2, nb3 and sb, sb2, sb3)"},
 			&cli.BoolFlag{Name: "ovn-plain-tcp", Usage: "connect hosts and the controller to OVN central over plain TCP instead of SSL"},
+			&cli.StringFlag{Name: "deploy", Value: lab.DeployProcesses, Usage: "how kovn and OVN run: processes (supervised, on the hosts) or manifests (the kovn image built from dist/images, OVN central, kovn-controller and kovn-node as pods from dist/; overlay mode with --ovn-plain-tcp only)"},
 			&cli.StringFlag{Name: "crds", Usage: "kovn's CRDs, applied before the controllers start (default: crds next to the manifests directory, if there)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -131,7 +132,7 @@ func upCommand() *cli.Command {
 				StateDir: c.String("state-dir"), CacheDir: c.String("cache-dir"), BinDir: binDir, ManifestDir: manifests, CRDDir: crds,
 				HostSubnetLength: c.Int("host-subnet-length"), Nodes: c.Int("nodes"), ExternalHosts: c.Int("external-hosts"),
 				Mode: c.String("mode"), UnderlayVLAN: c.Int("underlay-vlan"), K8sVersion: version, PortalAddr: c.String("portal"),
-				OVNHA: c.Bool("ovn-ha"), OVNPlainTCP: c.Bool("ovn-plain-tcp"),
+				OVNHA: c.Bool("ovn-ha"), OVNPlainTCP: c.Bool("ovn-plain-tcp"), Deploy: c.String("deploy"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err
 		},

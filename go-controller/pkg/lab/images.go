@@ -41,6 +41,11 @@ func (l *Lab) buildImages() error {
 	if err := os.MkdirAll(filepath.Join(l.CacheDir, "images"), 0o755); err != nil {
 		return err
 	}
+	if l.FromManifests() {
+		if err := l.buildKovnImage(); err != nil {
+			return err
+		}
+	}
 	for _, im := range l.labImages() {
 		sum, err := fileSHA256(im.binary)
 		if err != nil {

@@ -86,12 +86,20 @@ func (l *Lab) kovnControllerSpecs(b *pki.Bundle) ([]supervise.Spec, error) {
 	return specs, nil
 }
 
+// DefaultControllerMetricsPort is kovn-controller's own default, which
+// the Deployment in dist/ keeps (a pod per node's network).
+const DefaultControllerMetricsPort = 9476
+
 // ControllerMetricsPort is where replica i serves /metrics inside the
-// control-plane host.
-func ControllerMetricsPort(i int) int { return 9476 + i }
+// control-plane host: the processes share its network.
+func ControllerMetricsPort(i int) int { return DefaultControllerMetricsPort + i }
 
 // startKovn starts kovn's own components when they have been built.
 func (l *Lab) startKovn(ctx context.Context, b *pki.Bundle) error {
+	if l.FromManifests() {
+		// Pods wait for nodes to be scheduled on; waitDeployed follows.
+		return l.deployKovn(ctx)
+	}
 	if err := l.applyManifests(ctx); err != nil {
 		return fmt.Errorf("manifests: %w", err)
 	}

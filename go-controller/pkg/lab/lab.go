@@ -49,6 +49,9 @@ type Config struct {
 	// OVNPlainTCP connects hosts to OVN central over plain TCP; the
 	// default is SSL with certificates from the lab's OVN CA.
 	OVNPlainTCP bool `json:",omitempty"`
+	// Deploy is how kovn and OVN run: DeployProcesses (""), supervised
+	// processes on the hosts; DeployManifests, pods from dist/ (deploy.go).
+	Deploy string `json:",omitempty"`
 }
 
 // Underlay addressing. The lab owns these ranges only inside its own
@@ -128,6 +131,9 @@ func validate(cfg Config) error {
 		return fmt.Errorf("--mode must be overlay or underlay, got %q", cfg.Mode)
 	}
 	if err := validateUnderlay(cfg); err != nil {
+		return err
+	}
+	if err := validateDeploy(cfg); err != nil {
 		return err
 	}
 	if err := validateExternalHosts(cfg); err != nil {
@@ -268,9 +274,21 @@ func quoteList(items []string) string {
 	return "'" + strings.Join(items, " ") + "'"
 }
 
+// HasController reports whether the lab runs kovn-controller.
+func (l *Lab) HasController() bool {
+	if l.FromManifests() {
+		return true
+	}
+	_, err := l.sup.Spec("kovn-controller:0")
+	return err == nil
+}
+
 // HasCNI reports whether the lab runs kovn's own node agent (and so its
 // CNI) on the hosts.
 func (l *Lab) HasCNI() bool {
+	if l.FromManifests() {
+		return true
+	}
 	_, err := l.sup.Spec("kovn-node:" + l.NodeNames[0])
 	return err == nil
 }

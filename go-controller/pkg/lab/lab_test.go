@@ -138,3 +138,54 @@ func TestLogTail(t *testing.T) {
 		t.Errorf("logTail(missing) = %q, want the read error", got)
 	}
 }
+
+func TestValidateDeploy(t *testing.T) {
+	ok := Config{Mode: "overlay", OVNPlainTCP: true, ManifestDir: "/x/dist/manifests", Deploy: DeployManifests}
+	if err := validateDeploy(ok); err != nil {
+		t.Errorf("overlay, plain TCP: %v", err)
+	}
+	for _, c := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.Deploy = "helm" }, "--deploy must be"},
+		{func(c *Config) { c.Mode = "underlay" }, "--mode underlay"},
+		{func(c *Config) { c.OVNHA = true }, "--ovn-ha"},
+		{func(c *Config) { c.ExternalHosts = 1 }, "--external-hosts"},
+		{func(c *Config) { c.OVNPlainTCP = false }, "SSL to OVN"},
+	} {
+		cfg := ok
+		c.change(&cfg)
+		if err := validateDeploy(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error naming %q", cfg, err, c.want)
+		}
+	}
+	if err := validateDeploy(Config{Mode: "underlay"}); err != nil {
+		t.Errorf("processes mode has no such limits: %v", err)
+	}
+}
+
+func TestKovnKustomization(t *testing.T) {
+	l := &Lab{State: State{Config: Config{StateDir: "/var/lib/kovn-lab", ManifestDir: "/src/kovn/dist/manifests",
+		Deploy: DeployManifests, OVNPlainTCP: true}, NodeNames: []string{"node1"},
+		NodeIPs: map[string]string{"node1": "172.18.0.11"}, Images: map[string]string{"kovn": "kovn.local/kovn:864fb4e95083"}}}
+	files, err := l.kovnKustomization("/var/lib/kovn-lab/deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- ../../../../src/kovn/dist\n", "newName: kovn.local/kovn\n", "newTag: 864fb4e95083\n"} {
+		if !strings.Contains(files["kustomization.yaml"], want) {
+			t.Errorf("kustomization.yaml lacks %q:\n%s", want, files["kustomization.yaml"])
+		}
+	}
+	for _, want := range []string{`ovn-central-members: "172.18.0.11"`, "nb-address: [tcp:172.18.0.11:6641]",
+		"ovn-remote: tcp:172.18.0.11:6642", "datapath-type: netdev", `api-server-host: "172.18.0.2"`, "host-subnet-length: 24"} {
+		if !strings.Contains(files["config.yaml"], want) {
+			t.Errorf("config.yaml lacks %q:\n%s", want, files["config.yaml"])
+		}
+	}
+	l.Images["kovn"] = "kovn.local/kovn"
+	if _, err := l.kovnKustomization("/var/lib/kovn-lab/deploy"); err == nil {
+		t.Error("an image reference without a tag was accepted")
+	}
+}

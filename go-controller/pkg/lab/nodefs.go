@@ -19,6 +19,8 @@ func nodeBinds() []string {
 		"/etc/openvswitch", "/run/openvswitch", "/var/log/openvswitch", "/var/lib/openvswitch",
 		"/etc/ovn", "/run/ovn", "/var/log/ovn", "/var/lib/ovn",
 		"/run/kovn", "/etc/kovn",
+		// OVN central's database, when it runs as a pod (hostPath).
+		"/var/lib/kovn",
 	}
 }
 
@@ -90,7 +92,20 @@ func (l *Lab) setupHostFS(host string, binds []string, sysctls map[string]string
 		if err := l.ensureHostDir(dst); err != nil {
 			return err
 		}
+		if dst == "/run/netns" {
+			// The machine's own /run/netns mount (ip netns makes one) is
+			// copied in private; the runtime checks the first mount it
+			// finds there, so it must go before ours is put on top.
+			fmt.Fprintf(&script, "if mountpoint -q %[1]q; then umount -R %[1]q; fi\n", dst)
+		}
 		fmt.Fprintf(&script, "mount --bind %q %q\n", src, dst)
+		if dst == "/run/netns" {
+			// As on a real node (systemd makes / shared): a pod that mounts
+			// it with HostToContainer propagation, as kovn-node does, must
+			// see the namespaces the runtime adds later. The peer group
+			// stays inside this host's mount namespace.
+			fmt.Fprintf(&script, "mount --make-shared %q\n", dst)
+		}
 	}
 	for key, want := range sysctls {
 		cur, err := os.ReadFile("/proc/sys/" + key)

@@ -95,7 +95,7 @@ func (l *Lab) ovnProto() string {
 func (l *Lab) OVNRemotes(db string) []string {
 	var out []string
 	for _, m := range l.OVNMembers(db) {
-		out = append(out, l.ovnProto()+":"+net.JoinHostPort(ControlPlaneIP, strconv.Itoa(m.ClientPort)))
+		out = append(out, l.ovnProto()+":"+net.JoinHostPort(l.ovnCentralIP(), strconv.Itoa(m.ClientPort)))
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,10 +29,19 @@ func DialInNetNS(ctx context.Context, netnsPath, network, addr string) (net.Conn
 }
 
 // RunPortal forwards connections accepted on listen (in the caller's
-// namespace, loopback) to target dialled inside netnsPath. It is how the
-// root namespace reaches the lab's API server without a route into the lab.
+// namespace: a loopback HOST:PORT, or unix:PATH) to target dialled inside
+// netnsPath. It is how the root namespace reaches the lab's API server, and
+// OVN central's pod, without a route into the lab.
 func RunPortal(ctx context.Context, listen, netnsPath, target string) error {
-	ln, err := net.Listen("tcp", listen)
+	network, addr := "tcp", listen
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		// A socket file left by an earlier run refuses the bind.
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		network, addr = "unix", path
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return err
 	}
@@ -62,8 +73,8 @@ func forward(ctx context.Context, client net.Conn, netnsPath, target string) {
 	pipe := func(dst, src net.Conn) {
 		defer wg.Done()
 		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
+		if hc, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = hc.CloseWrite()
 		}
 	}
 	wg.Add(2)

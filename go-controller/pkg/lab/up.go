@@ -93,6 +93,11 @@ func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 	if err := step("registration", func() error { return l.waitRegistered(ctx, 3*time.Minute) }); err != nil {
 		return l, err
 	}
+	if l.FromManifests() {
+		if err := step("kovn pods from dist/", func() error { return l.waitDeployed(ctx, 3*time.Minute) }); err != nil {
+			return l, err
+		}
+	}
 	fmt.Fprintf(out, "lab up in %.1fs: %d nodes, %d bare-metal hosts, %s mode\n",
 		time.Since(start).Seconds(), len(l.NodeNames), len(l.ExternalHostNames), l.Mode)
 	return l, nil
@@ -103,9 +108,15 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ovn, err := l.ovnCentralSpecs()
-	if err != nil {
+	// The directory of OVN's sockets (the portals' in manifests mode).
+	ovn := l.ovnPortalSpecs()
+	if err := os.MkdirAll(l.path("ovn"), 0o755); err != nil {
 		return err
+	}
+	if !l.FromManifests() {
+		if ovn, err = l.ovnCentralSpecs(); err != nil {
+			return err
+		}
 	}
 	specs := append(append(l.controlPlaneSpecs(b), ovn...), l.externalSpecs()...)
 	for _, spec := range specs {

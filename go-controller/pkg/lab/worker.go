@@ -36,7 +36,13 @@ func (l *Lab) hostFile(node, stdDir, rel string) string {
 // bringUpNode makes one worker: its filesystem view, OVS with br-ex holding
 // the host address, ovn-controller, containerd with the lab images, kubelet.
 func (l *Lab) bringUpNode(node string, b *pki.Bundle) error {
-	if err := l.setupOVS(node); err != nil {
+	var labels []string
+	if l.FromManifests() {
+		// kovn-node's DaemonSet brings OVS and ovn-controller.
+		if node == l.ovnCentralNode() {
+			labels = append(labels, ovnCentralLabel+"=")
+		}
+	} else if err := l.setupOVS(node); err != nil {
 		return fmt.Errorf("%s: OVS: %w", node, err)
 	}
 	if err := l.setupContainerd(node); err != nil {
@@ -45,9 +51,13 @@ func (l *Lab) bringUpNode(node string, b *pki.Bundle) error {
 	if err := l.writeKubeletConfig(node, b); err != nil {
 		return err
 	}
-	return l.sup.Ensure(l.nodeSpec("kubelet", node, l.k8sBin("kubelet"),
-		"--config="+l.nodeDir(node, "kubelet.yaml"), "--kubeconfig="+l.nodeDir(node, "kubelet.kubeconfig"),
-		"--hostname-override="+node, "--node-ip="+l.NodeIPs[node], "--v=1"))
+	argv := []string{l.k8sBin("kubelet"),
+		"--config=" + l.nodeDir(node, "kubelet.yaml"), "--kubeconfig=" + l.nodeDir(node, "kubelet.kubeconfig"),
+		"--hostname-override=" + node, "--node-ip=" + l.NodeIPs[node], "--v=1"}
+	if len(labels) > 0 {
+		argv = append(argv, "--node-labels="+strings.Join(labels, ","))
+	}
+	return l.sup.Ensure(l.nodeSpec("kubelet", node, argv...))
 }
 
 // setupOVS starts the node's OVS and ovn-controller, then kovn-node; until
@@ -173,7 +183,7 @@ func (l *Lab) setupContainerd(node string) error {
 		return err
 	}
 	for _, role := range sortedKeys(l.Images) {
-		if _, err := l.inNode(node, append(ctr, "images", "import", l.imageTarball(role))...); err != nil {
+		if _, err := l.inNode(node, append(ctr, "images", "import", l.imageTarballOf(role))...); err != nil {
 			return fmt.Errorf("import %s: %w", role, err)
 		}
 	}
