@@ -34,19 +34,9 @@ func (e *env) nb(t *testing.T) client.Client {
 }
 
 func requireController(t *testing.T, e *env) {
-	if len(e.controllerReplicas()) == 0 {
+	if !e.lab.HasController() {
 		t.Fatal("the lab runs no kovn-controller (was it built?)")
 	}
-}
-
-func (e *env) controllerReplicas() []string {
-	var out []string
-	for _, n := range e.lab.Supervisor().Names() {
-		if strings.HasPrefix(n, "kovn-controller:") {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // nodeSubnets reads the subnet kovn recorded on every lab node.

@@ -42,7 +42,8 @@ func TestHostileObjects(t *testing.T) {
 	}
 	start := time.Now()
 	procs := e.processes(t)
-	leader := e.leader(t)
+	restarts := e.kovnPodRestarts(t)
+	leader := e.leaderName(t)
 	before := e.controllerMetrics(t, leader)
 
 	cns := e.namespace(t, "hostile-canary")
@@ -69,11 +70,16 @@ func TestHostileObjects(t *testing.T) {
 			t.Errorf("%s: pid %d before, now pid %d running %v: it crashed or was restarted (log %s)", name, pid, st.Pid, st.Running, st.Log)
 		}
 	}
+	for c, n := range e.kovnPodRestarts(t) {
+		if n != restarts[c] {
+			t.Errorf("%s restarted %d times during the test (%d before)", c, n, restarts[c])
+		}
+	}
 	if out, err := e.labCmd(t, nil, "status"); err != nil {
 		t.Errorf("kovn-lab status: %v\n%s", err, out)
 	}
-	if now := e.leader(t); now != leader {
-		t.Errorf("leader changed from replica %d to %d", leader, now)
+	if now := e.leaderName(t); now != leader {
+		t.Errorf("leader changed from %s to %s", leader, now)
 	}
 	after := e.controllerMetrics(t, leader)
 	if d := after.sum(`kovn_nb_transactions_total{result="error"}`) - before.sum(`kovn_nb_transactions_total{result="error"}`); d != 0 {
@@ -367,7 +373,7 @@ func hostileStaticIPs(t *testing.T, e *env, nb client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m0 := e.controllerMetrics(t, e.leader(t))
+	m0 := e.controllerMetrics(t, e.leaderName(t))
 	request := func(name, ip string) *corev1.Pod {
 		p := e.testServerPod(ns, name, node)
 		p.Annotations = map[string]string{kube.PodIPRequestAnnotation: ip}
@@ -445,7 +451,7 @@ func hostileStaticIPs(t *testing.T, e *env, nb client.Client) {
 func hostileAnnotations(t *testing.T, e *env, nb client.Client) {
 	ns := e.caseNamespace(t, "hostile-annot")
 	ctx := context.Background()
-	m0 := e.controllerMetrics(t, e.leader(t))
+	m0 := e.controllerMetrics(t, e.leaderName(t))
 	setLogging := func(v string) {
 		t.Helper()
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{"kovn.io/acl-logging": v}}})
@@ -575,14 +581,32 @@ func (e *env) processes(t *testing.T) map[string]int {
 	return out
 }
 
+// kovnPodRestarts counts the restarts of every container of kovn's pods
+// (--deploy manifests; none when kovn runs as the lab's processes).
+func (e *env) kovnPodRestarts(t *testing.T) map[string]int32 {
+	t.Helper()
+	pods, err := e.cs.CoreV1().Pods("kovn-system").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int32{}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			out[p.Name+"/"+c.Name] = c.RestartCount
+		}
+	}
+	return out
+}
+
 // metricsPage is one scrape of a controller replica's /metrics.
 type metricsPage string
 
-func (e *env) controllerMetrics(t *testing.T, replica int) metricsPage {
+func (e *env) controllerMetrics(t *testing.T, holder string) metricsPage {
 	t.Helper()
-	code, page, err := controllerGet(replica, "/metrics")
+	who, get := e.controllerEndpoint(t, holder)
+	code, page, err := get("/metrics")
 	if err != nil || code != 200 {
-		t.Fatalf("metrics of replica %d: HTTP %d %v", replica, code, err)
+		t.Fatalf("metrics of %s: HTTP %d %v", who, code, err)
 	}
 	return metricsPage(page)
 }
@@ -608,7 +632,7 @@ func (p metricsPage) problems(kind, reason string) float64 {
 // grown since before.
 func (e *env) waitProblems(t *testing.T, before metricsPage, kind string, reasons ...string) {
 	t.Helper()
-	leader := e.leader(t)
+	leader := e.leaderName(t)
 	for _, reason := range reasons {
 		if err := poll(20*time.Second, func() error {
 			now := e.controllerMetrics(t, leader)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,4 +112,78 @@ func podsOf(t *testing.T, stream string) []byte {
 		pods = append(pods, b)
 	}
 	return bytes.Join(pods, []byte("---\n"))
+}
+
+// TestDeployedFromManifests runs on a lab brought up with --deploy
+// manifests (test/e2e/run.sh's last phase): kovn and OVN must run as the
+// pods dist/ describes, from the image built from dist/images, with no
+// process of theirs started by the lab; every node a chassis and Ready.
+// The other tests of that phase then show the network those pods make.
+func TestDeployedFromManifests(t *testing.T) {
+	e := setup(t)
+	if !e.lab.FromManifests() {
+		t.Skip("the lab runs kovn as processes (kovn-lab up --deploy manifests runs it from dist/)")
+	}
+	for _, name := range e.lab.Supervisor().Names() {
+		for _, own := range []string{"kovn-controller", "kovn-node", "ovn-controller", "ovs-vswitchd", "ovsdb-server", "northd", "nb", "sb"} {
+			if name == own || strings.HasPrefix(name, own+":") {
+				t.Errorf("the lab supervises %s itself; with --deploy manifests it must come from dist/", name)
+			}
+		}
+	}
+	ctx := context.Background()
+	pods, err := e.cs.CoreV1().Pods("kovn-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perComponent := map[string][]string{}
+	for _, p := range pods.Items {
+		c := p.Labels["app.kubernetes.io/component"]
+		perComponent[c] = append(perComponent[c], p.Spec.NodeName)
+		for _, ctr := range p.Spec.Containers {
+			if ctr.Image != e.lab.Images["kovn"] {
+				t.Errorf("%s/%s runs image %s, want the lab's build %s", p.Name, ctr.Name, ctr.Image, e.lab.Images["kovn"])
+			}
+		}
+		for _, st := range p.Status.ContainerStatuses {
+			if !st.Ready {
+				t.Errorf("%s/%s on %s is not ready", p.Name, st.Name, p.Spec.NodeName)
+			}
+		}
+	}
+	if got := perComponent["ovn-central"]; len(got) != 1 {
+		t.Errorf("ovn-central pods on %v, want one", got)
+	}
+	if got := perComponent["kovn-controller"]; len(got) != 2 || got[0] == got[1] {
+		t.Errorf("kovn-controller pods on %v, want two on different nodes", got)
+	}
+	if got := perComponent["kovn-node"]; len(got) != len(e.lab.NodeNames) {
+		t.Errorf("kovn-node pods on %v, want one on each of %v", got, e.lab.NodeNames)
+	}
+	// The Lease holder is one of the Deployment's pods (--identity=$(POD_NAME)).
+	lease, err := e.cs.CoordinationV1().Leases("kovn-system").Get(ctx, "kovn-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || !strings.HasPrefix(*lease.Spec.HolderIdentity, "kovn-controller-") {
+		t.Errorf("Lease kovn-system/kovn-controller held by %v, want a kovn-controller pod", lease.Spec.HolderIdentity)
+	}
+	chassis, err := e.lab.Chassis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := e.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if _, ok := chassis[n.Name]; !ok {
+			t.Errorf("node %s has no chassis in SB", n.Name)
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+				t.Errorf("node %s is not Ready: %s", n.Name, c.Message)
+			}
+		}
+	}
 }

@@ -22,13 +22,16 @@ import (
 const nodeMetricsPort = 9478
 
 // nodeGet fetches a path from kovn-node's metrics listener on a node.
-func nodeGet(node, path string) (int, string, error) {
+func nodeGet(node, path string) (int, string, error) { return netnsGet(node, nodeMetricsPort, path) }
+
+// netnsGet is an HTTP GET of 127.0.0.1:port inside a lab host.
+func netnsGet(node string, port int, path string) (int, string, error) {
 	client := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return lab.DialInNetNS(ctx, lab.NetNSPath(node), network, addr)
 		},
 	}}
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", nodeMetricsPort, path))
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 	if err != nil {
 		return 0, "", err
 	}
@@ -38,6 +41,49 @@ func nodeGet(node, path string) (int, string, error) {
 }
 
 // scrapedTypes reads the `# TYPE` lines of kovn's families in a page.
+// leaderName is the holder of kovn-controller's Lease: "controller-N"
+// for the lab's processes, a pod's name with --deploy manifests.
+func (e *env) leaderName(t *testing.T) string {
+	t.Helper()
+	var holder string
+	if err := poll(30*time.Second, func() error {
+		l, err := e.cs.CoordinationV1().Leases("kovn-system").Get(context.Background(), "kovn-controller", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			return fmt.Errorf("lease has no holder")
+		}
+		holder = *l.Spec.HolderIdentity
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return holder
+}
+
+// controllerEndpoint describes the controller replica named holder and
+// reads its metrics server: a process in the control-plane host, or a
+// pod on its node's network.
+func (e *env) controllerEndpoint(t *testing.T, holder string) (string, func(path string) (int, string, error)) {
+	t.Helper()
+	if !e.lab.FromManifests() {
+		var i int
+		if _, err := fmt.Sscanf(holder, "controller-%d", &i); err != nil {
+			t.Fatalf("controller identity %q: %v", holder, err)
+		}
+		return fmt.Sprintf("kovn-controller replica %d", i), func(p string) (int, string, error) { return controllerGet(i, p) }
+	}
+	pod, err := e.cs.CoreV1().Pods("kovn-system").Get(context.Background(), holder, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := pod.Spec.NodeName
+	return "kovn-controller pod " + pod.Name + " on " + node, func(p string) (int, string, error) {
+		return netnsGet(node, lab.DefaultControllerMetricsPort, p)
+	}
+}
+
 func scrapedTypes(page string) map[string]string {
 	out := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(page))
@@ -102,8 +148,8 @@ func TestMetricsEndpoints(t *testing.T) {
 			t.Error(p)
 		}
 	}
-	leader := e.leader(t)
-	check(fmt.Sprintf("kovn-controller replica %d (leader)", leader), "controller", func(p string) (int, string, error) { return controllerGet(leader, p) })
+	who, get := e.controllerEndpoint(t, e.leaderName(t))
+	check(who+" (leader)", "controller", get)
 	for _, node := range e.lab.NodeNames {
 		check("kovn-node on "+node, "node", func(p string) (int, string, error) { return nodeGet(node, p) })
 	}

@@ -38,6 +38,20 @@ if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
   if [ "$rc" = 0 ]; then
     KOVN_E2E=1 KOVN_FAULTS=1 go test -count=1 -timeout 20m -v -run 'TestFaults$' ./test/e2e/... 2>&1 | tee _output/e2e-faults.log || rc=$?
   fi
+  # Last, kovn installed the way a user installs it: the image built from
+  # dist/images imported on every node, OVN central, kovn-controller and
+  # kovn-node as pods from dist/ (docs/lab.md, "Deploy modes"), and a smoke
+  # subset of the suite on the network those pods make.
+  if [ "$rc" = 0 ]; then
+    $lab down
+    if ! $lab up --skip-deps --deploy manifests --ovn-plain-tcp; then
+      $lab status || true
+      exit 1
+    fi
+    smoke='TestDeployedFromManifests$|TestLab|TestManifestsServerDryRun$|TestPodToPod$|TestPodToExternal$|TestHostPort$'
+    smoke+='|TestServiceClusterIP$|TestServiceNodePort$|TestKovnctlTrace$|TestKovnctlStatus$|TestMetricsEndpoints$|TestHostileObjects$'
+    KOVN_E2E=1 go test -count=1 -timeout 15m -v -run "$smoke" ./test/e2e/... 2>&1 | tee _output/e2e-manifests.log || rc=$?
+  fi
 fi
 if [ "$own" = 1 ]; then
   if [ "$rc" != 0 ]; then
