@@ -44,10 +44,21 @@ func EnsureAddressSet(c client.Client, as *nbdb.AddressSet) ([]ovsdb.Operation, 
 	return addrSetKind().ensure(c, as)
 }
 
+// CreateAddressSet inserts as, for a set whose members several writers add
+// with AddressSetAdd: the caller found it missing. Unlike EnsureAddressSet
+// it never updates an existing set, which would replace the members
+// others added meanwhile with as's; a set of that name that exists by the
+// time the transaction commits makes OVSDB refuse it (name is indexed),
+// and the caller's retry finds the set and adds to it. Returns the named
+// UUID.
+func CreateAddressSet(c client.Client, as *nbdb.AddressSet) ([]ovsdb.Operation, string, error) {
+	return addrSetKind().create(c, as)
+}
+
 // AddressSetAdd adds those of addrs the cache says the set lacks, with one
 // mutate so concurrent adds of other addresses are not overwritten. No ops
 // when all are present; an error wrapping ErrNotFound when the set is
-// missing (EnsureAddressSet creates it).
+// missing (CreateAddressSet creates it).
 func AddressSetAdd(c client.Client, name string, addrs ...string) ([]ovsdb.Operation, error) {
 	return addrSetMutate(c, name, addrs, true)
 }

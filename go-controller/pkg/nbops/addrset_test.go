@@ -93,3 +93,31 @@ func TestAddressSetAddRemove(t *testing.T) {
 		t.Fatalf("addresses %v", got)
 	}
 }
+
+// A set several writers add members to is created with CreateAddressSet:
+// a second creator whose lookup missed the first gets its insert refused,
+// where EnsureAddressSet would have replaced the members.
+func TestCreateAddressSetNeverReplacesMembers(t *testing.T) {
+	bothDBs(t, func(t *testing.T, e *env) {
+		ops, uuid, err := nbops.CreateAddressSet(e.c, &nbdb.AddressSet{Name: "s", Addresses: []string{"10.0.0.1"}})
+		wantOps(t, ops, err, "insert Address_Set")
+		if !ovsdb.IsNamedUUID(uuid) {
+			t.Fatalf("uuid %q", uuid)
+		}
+		e.apply(ops, nil)
+
+		ops, _, err = nbops.CreateAddressSet(e.c, &nbdb.AddressSet{Name: "s", Addresses: []string{"10.0.0.2"}})
+		wantOps(t, ops, err, "insert Address_Set")
+		err = e.tx.Transact(context.Background(), "second create", ops)
+		var cv *ovsdb.ConstraintViolation
+		if !errors.As(err, &cv) {
+			t.Fatalf("second create: %v, want a constraint violation", err)
+		}
+		if got := e.addresses("s"); !slices.Equal(got, []string{"10.0.0.1"}) {
+			t.Fatalf("addresses %v, want the first creator's", got)
+		}
+		if _, _, err := nbops.CreateAddressSet(e.c, &nbdb.AddressSet{}); err == nil {
+			t.Fatal("empty name accepted")
+		}
+	})
+}

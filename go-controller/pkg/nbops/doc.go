@@ -40,7 +40,10 @@
 // Membership mutations (AddressSetAdd/Remove, LoadBalancerGroupAdd/Remove,
 // Switch/RouterLoadBalancersAdd/Remove, PortGroupAddPorts/RemovePorts)
 // send one mutate of exactly what the cache says is missing or present, so
-// concurrent writers of other members are not overwritten.
+// concurrent writers of other members are not overwritten. A set several
+// writers add to is created with CreateAddressSet, which only inserts:
+// EnsureAddressSet would replace the members of a set that appeared since
+// the caller found it missing.
 //
 // Builders return the UUID a later builder in the same transaction refers
 // to the row by: the real one when the row exists, or a deterministic

@@ -189,18 +189,29 @@ func (k indexedKind[T]) get(c client.Client, name string) (*T, error) {
 func (k indexedKind[T]) ensure(c client.Client, want *T) ([]ovsdb.Operation, string, error) {
 	cur, err := k.get(c, k.name(want))
 	if errors.Is(err, ErrNotFound) {
-		named := namedUUID(k.prefix, k.name(want))
-		op, err := insertOp(c, k.table, named, want, k.key, k.owned)
-		if err != nil {
-			return nil, "", err
-		}
-		return []ovsdb.Operation{op}, named, nil
+		return k.create(c, want)
 	}
 	if err != nil {
 		return nil, "", err
 	}
 	ops, err := updateOps(c, k.table, k.uuid(cur), k.owned, cur, want)
 	return ops, k.uuid(cur), err
+}
+
+// create inserts want without looking at the cache, returning the named
+// UUID it is inserted under. If a row of that name exists when the
+// transaction commits, the schema index refuses it.
+func (k indexedKind[T]) create(c client.Client, want *T) ([]ovsdb.Operation, string, error) {
+	name := k.name(want)
+	if name == "" {
+		return nil, "", errors.New(k.what + ": empty name")
+	}
+	named := namedUUID(k.prefix, name)
+	op, err := insertOp(c, k.table, named, want, k.key, k.owned)
+	if err != nil {
+		return nil, "", err
+	}
+	return []ovsdb.Operation{op}, named, nil
 }
 
 // delete deletes the row named name; no ops when there is none.

@@ -262,14 +262,15 @@ func (c *Controller) patchStatus(ctx context.Context, ep *kube.ExternalPort, st 
 }
 
 // addressSetAdd puts ip into its namespace's address set, creating the set
-// when it is missing, as the pod controller does for pods.
+// when it is missing. Created, never ensured (see nbops.CreateAddressSet):
+// a set a pod sync made since the lookup would lose its members to ip.
 func (c *Controller) addressSetAdd(ns string, ip netip.Addr) ([]ovsdb.Operation, error) {
 	name := own.NamespaceAddressSet(ns, "v4")
 	ops, err := nbops.AddressSetAdd(c.nb, name, ip.String())
 	if !errors.Is(err, nbops.ErrNotFound) {
 		return ops, err
 	}
-	ops, _, err = nbops.EnsureAddressSet(c.nb, &nbdb.AddressSet{
+	ops, _, err = nbops.CreateAddressSet(c.nb, &nbdb.AddressSet{
 		Name: name, Addresses: []string{ip.String()}, ExternalIDs: own.IDs(own.KindNamespace, ns, "v4"),
 	})
 	return ops, err

@@ -72,7 +72,10 @@ func (c *Controller) sync(ctx context.Context, ns string) error {
 		if _, err := nbops.GetAddressSet(c.nb, name); err == nil {
 			continue // exists: its members are the pods' business
 		}
-		add, _, err := nbops.EnsureAddressSet(c.nb, &nbdb.AddressSet{Name: name, ExternalIDs: own.IDs(own.KindNamespace, ns, fam)})
+		// Created, never ensured: a set a pod sync made since the lookup
+		// would be updated to no members. A plain insert is refused by the
+		// name index instead, and the retry finds the set.
+		add, _, err := nbops.CreateAddressSet(c.nb, &nbdb.AddressSet{Name: name, ExternalIDs: own.IDs(own.KindNamespace, ns, fam)})
 		if err != nil {
 			return err
 		}

@@ -55,6 +55,11 @@ type Controller struct {
 	// underlay is the one pool of underlay mode, shared by every node
 	// and by the external ports (see Pool); nil in overlay mode.
 	underlay *nodeIPAM
+	// creating holds the namespace address sets a sync of ours is
+	// creating, each with a channel closed once that sync's transaction
+	// has returned: the other first pods of a namespace wait for it and
+	// then add themselves to the set (see addressSetAdd).
+	creating map[string]chan struct{}
 }
 
 type nodeIPAM struct {
@@ -77,7 +82,8 @@ var errRetry = errors.New("not ready yet")
 func New(cfg *config.Controller, kc kubernetes.Interface, l Listers, nb client.Client,
 	tx *nbops.Transactor, problems *metrics.Problems, qm *queue.Metrics) *Controller {
 	c := &Controller{cfg: cfg, kube: kc, l: l, nb: nb, tx: tx, problems: problems,
-		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}, waiting: map[string]netip.Addr{}}
+		nodes: map[string]*nodeIPAM{}, tracked: map[string]assigned{}, waiting: map[string]netip.Addr{},
+		creating: map[string]chan struct{}{}}
 	c.Queue = queue.New("pod", cfg.PodWorkers, qm, c.sync)
 	if cfg.Mode == "underlay" {
 		c.underlay = underlayPool(cfg.Underlay)
@@ -181,10 +187,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	setOps, err := c.addressSetAdd(ns, ip)
+	setOps, created, err := c.addressSetAdd(ctx, ns, ip)
 	if err != nil {
 		return err
 	}
+	defer created()
 	return c.tx.TransactBatched(ctx, "pod "+key, append(ops, setOps...))
 }
 
@@ -304,21 +311,67 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, pn *kube.Pod
 	return err
 }
 
-// addressSetAdd puts ip into its namespace's address set, creating the set
-// when it is missing (unless the namespace is going away).
-func (c *Controller) addressSetAdd(ns string, ip netip.Addr) ([]ovsdb.Operation, error) {
+// addressSetAdd returns the ops that put ip into its namespace's address
+// set, creating the set when it is missing (unless the namespace is going
+// away), and a func to call once their transaction has returned.
+//
+// A missing set is inserted, never "ensured": EnsureAddressSet on a set
+// that appeared since the lookup (another pod's sync, the namespace or
+// externalport controller made it) would replace its members with ip,
+// silently dropping theirs. With a plain insert OVSDB's name index refuses
+// the transaction instead, and the retry adds ip to the set.
+//
+// The first pods of a namespace all find the set missing; so that they do
+// not each insert it and all but one fail, one sync claims the creation
+// and the others wait for its transaction, then find the set and add to it.
+func (c *Controller) addressSetAdd(ctx context.Context, ns string, ip netip.Addr) ([]ovsdb.Operation, func(), error) {
 	name := own.NamespaceAddressSet(ns, family(ip))
-	ops, err := nbops.AddressSetAdd(c.nb, name, ip.String())
-	if !errors.Is(err, nbops.ErrNotFound) {
-		return ops, err
+	for {
+		ops, err := nbops.AddressSetAdd(c.nb, name, ip.String())
+		if !errors.Is(err, nbops.ErrNotFound) {
+			return ops, func() {}, err
+		}
+		if n, err := c.l.Namespaces.Get(ns); err != nil || n.DeletionTimestamp != nil {
+			return nil, func() {}, nil
+		}
+		c.mu.Lock()
+		creator, busy := c.creating[name]
+		if !busy {
+			creator = make(chan struct{})
+			c.creating[name] = creator
+		}
+		c.mu.Unlock()
+		if busy {
+			select {
+			case <-creator:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		release := func() {
+			c.mu.Lock()
+			delete(c.creating, name)
+			c.mu.Unlock()
+			close(creator)
+		}
+		// A creator that finished between the lookup above and the claim
+		// has its set in the cache by now (the Transactor waits for the
+		// rows it inserted before returning): look again.
+		ops, err = nbops.AddressSetAdd(c.nb, name, ip.String())
+		if !errors.Is(err, nbops.ErrNotFound) {
+			release()
+			return ops, func() {}, err
+		}
+		ops, _, err = nbops.CreateAddressSet(c.nb, &nbdb.AddressSet{
+			Name: name, Addresses: []string{ip.String()}, ExternalIDs: own.IDs(own.KindNamespace, ns, family(ip)),
+		})
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		return ops, release, nil
 	}
-	if n, err := c.l.Namespaces.Get(ns); err != nil || n.DeletionTimestamp != nil {
-		return nil, nil
-	}
-	ops, _, err = nbops.EnsureAddressSet(c.nb, &nbdb.AddressSet{
-		Name: name, Addresses: []string{ip.String()}, ExternalIDs: own.IDs(own.KindNamespace, ns, family(ip)),
-	})
-	return ops, err
 }
 
 // teardown removes a pod's port and address.

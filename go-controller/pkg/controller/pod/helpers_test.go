@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
@@ -50,6 +51,9 @@ type harness struct {
 	// reannotate: pods whose annotation a test removed, so that it is
 	// written again while the port exists.
 	reannotate map[string]bool
+	// namespaces, if set, wraps the namespace lister of the instances
+	// started from now on (i is the instance being built).
+	namespaces func(l corelisters.NamespaceLister, i *ctltest.Instance) corelisters.NamespaceLister
 }
 
 func newHarness(t *testing.T, cfg *config.Controller) *harness {
@@ -255,7 +259,11 @@ func (h *harness) startNoRun() *instance {
 	i := &instance{Instance: h.NewInstance()}
 	i.problems, i.events = i.NewProblems()
 	core := i.Factory.Core().V1()
-	i.c = New(h.cfg, h.KC, Listers{Pods: core.Pods().Lister(), Nodes: core.Nodes().Lister(), Namespaces: core.Namespaces().Lister()},
+	namespaces := core.Namespaces().Lister()
+	if h.namespaces != nil {
+		namespaces = h.namespaces(namespaces, i.Instance)
+	}
+	i.c = New(h.cfg, h.KC, Listers{Pods: core.Pods().Lister(), Nodes: core.Nodes().Lister(), Namespaces: namespaces},
 		i.NB, i.Tx, i.problems, queue.NewMetrics(i.Reg))
 	i.AddHandler(core.Pods().Informer(), i.c.Handler())
 	core.Nodes().Informer()
