@@ -59,18 +59,7 @@ func metricSum(page, name string) float64 {
 func (e *env) leader(t *testing.T) int {
 	t.Helper()
 	var idx int
-	err := poll(30*time.Second, func() error {
-		l, err := e.cs.CoordinationV1().Leases("kovn-system").Get(context.Background(), "kovn-controller", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if l.Spec.HolderIdentity == nil {
-			return fmt.Errorf("lease has no holder")
-		}
-		_, err = fmt.Sscanf(*l.Spec.HolderIdentity, "controller-%d", &idx)
-		return err
-	})
-	if err != nil {
+	if _, err := fmt.Sscanf(e.leaderName(t), "controller-%d", &idx); err != nil {
 		t.Fatal(err)
 	}
 	return idx

@@ -199,15 +199,10 @@ func (l *Lab) deployKovn(ctx context.Context) error {
 			return err
 		}
 	}
-	kubectl := []string{l.KubectlPath(), "--kubeconfig=" + l.KubeconfigPath()}
-	// The CRDs first: one apply of a CRD and its first objects fails.
-	if _, err := run(append(kubectl, "apply", "-f", l.CRDDir)...); err != nil {
+	if err := l.applyCRDs(); err != nil {
 		return err
 	}
-	if _, err := run(append(kubectl, "wait", "--for=condition=established", "--timeout=30s", "-f", l.CRDDir)...); err != nil {
-		return err
-	}
-	_, err = run(append(kubectl, "apply", "-k", dir)...)
+	_, err = run(l.KubectlPath(), "--kubeconfig="+l.KubeconfigPath(), "apply", "-k", dir)
 	return err
 }
 

@@ -37,14 +37,20 @@ func (l *Lab) applyManifests(ctx context.Context) error {
 			}
 		}
 	}
+	return l.applyCRDs()
+}
+
+// applyCRDs applies dist/crds and waits until they are Established: the
+// controllers' informers fail to start on a type the API server does not
+// serve yet, and one apply of a CRD and its first objects fails.
+func (l *Lab) applyCRDs() error {
 	if l.CRDDir == "" {
 		return nil
 	}
+	kubectl := []string{l.KubectlPath(), "--kubeconfig=" + l.KubeconfigPath()}
 	if _, err := run(append(kubectl, "apply", "-f", l.CRDDir)...); err != nil {
 		return err
 	}
-	// The controllers' informers fail to start on a type the API server
-	// does not serve yet, so they must wait for the CRDs to be Established.
 	_, err := run(append(kubectl, "wait", "--for=condition=established", "--timeout=30s", "-f", l.CRDDir)...)
 	return err
 }

@@ -108,11 +108,12 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The directory of OVN's sockets (the portals' in manifests mode).
-	ovn := l.ovnPortalSpecs()
+	// OVN central: the lab's own processes, or (manifests) portals to
+	// its pod, serving the same sockets in ovn/.
 	if err := os.MkdirAll(l.path("ovn"), 0o755); err != nil {
 		return err
 	}
+	ovn := l.ovnPortalSpecs()
 	if !l.FromManifests() {
 		if ovn, err = l.ovnCentralSpecs(); err != nil {
 			return err
