@@ -1,9 +1,12 @@
 package kovntest
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/testenv"
 )
 
 // AddChassis registers a chassis as ovn-controller would: the Chassis
@@ -20,9 +23,17 @@ func (c *Cluster) AddChassis(t *testing.T, name, hostname, ip string, nbCfg int)
 }
 
 // Bind binds a port to a chassis and sets Port_Binding.up, as
-// ovn-controller does once it has installed the port.
+// ovn-controller does once it has installed the port. It first waits for
+// northd to make the Port_Binding from the NB port: the topology was just
+// written, and lsp-bind fails on a port northd has not reached yet.
 func (c *Cluster) Bind(t *testing.T, port, chassis string, up bool) {
 	t.Helper()
+	testenv.WaitFor(t, Timeout, func() error {
+		if strings.TrimSpace(c.OVN.SBCtl(t, "--bare", "--columns=_uuid", "find", "port_binding", "logical_port="+port)) == "" {
+			return fmt.Errorf("no Port_Binding %s in SB yet", port)
+		}
+		return nil
+	})
 	c.OVN.SBCtl(t, "lsp-bind", port, chassis)
 	val := "false"
 	if up {

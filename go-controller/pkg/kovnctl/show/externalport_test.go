@@ -23,7 +23,6 @@ func TestShowExternalPort(t *testing.T) {
 	ip := netip.MustParseAddr("10.128.250.5")
 	vm1 := c.AddExternalPort(t, kovntest.ExternalPortObject("team-a", "vm1", "n1", map[string]string{"app": "web"}), ip)
 	c.Bind(t, "ep_team-a_vm1", "chassis-n1", true)
-	c.WaitSB(t, "Port_Binding", "logical_port", "ep_team-a_vm1")
 
 	vm2 := kovntest.ExternalPortObject("team-a", "vm2", "n1", nil)
 	vm2.Spec.IP = "10.200.0.7"
