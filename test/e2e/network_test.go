@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -10,8 +11,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/ipam"
+	"github.com/kovn-io/kovn/go-controller/pkg/kube"
 	"github.com/kovn-io/kovn/go-controller/pkg/lab"
 )
 
@@ -307,5 +311,60 @@ func TestAgentRemovesStalePortsAndDELIsIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DEL #%d of an unknown sandbox with its netns gone: %v\n%s", i+1, err, out)
 		}
+	}
+}
+
+// TestNodeAgentStartsWithoutRouteOrPublishedGateway: a kovn-node that
+// stopped after moving the node's address onto br-ex but before publishing
+// kovn.io/node-gateway leaves a node with no default route (OVS bounced
+// br-ex) and nothing published. The next start must still find the next
+// hop (kovn-node records it on br-ex before the move), restore the route,
+// publish the gateway and give the node's pods their way out. CI once
+// crash-looped kovn-node on exactly such a node.
+func TestNodeAgentStartsWithoutRouteOrPublishedGateway(t *testing.T) {
+	e := setup(t)
+	requireKovnCNI(t, e)
+	if e.lab.FromManifests() {
+		t.Skip("stops kovn-node as a lab process")
+	}
+	node := e.lab.NodeNames[len(e.lab.NodeNames)-1]
+	ctx := context.Background()
+	if _, err := e.labCmd(t, nil, "stop", "node:"+node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = e.labCmd(t, nil, "start", "node:"+node) })
+	patch := []byte(`{"metadata":{"annotations":{"` + kube.NodeGatewayAnnotation + `":null}}}`)
+	if _, err := e.cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.labCmd(t, nil, "exec", "host:"+node, "--", "ip", "route", "del", "default"); err != nil {
+		t.Fatalf("delete the default route: %v %s", err, out)
+	}
+	if _, err := e.labCmd(t, nil, "start", "node:"+node); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(30*time.Second, func() error {
+		if st := e.lab.Supervisor().Status("kovn-node:" + node); !st.Running {
+			return fmt.Errorf("kovn-node:%s exited (log %s)", node, st.Log)
+		}
+		out, err := e.labCmd(t, nil, "exec", "host:"+node, "--", "ip", "route", "show", "default")
+		if err != nil || !strings.Contains(out, "via "+lab.UnderlayGateway) {
+			return fmt.Errorf("default route %q %v", out, err)
+		}
+		n, err := e.cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if g, err := kube.ParseNodeGateway(n.Annotations[kube.NodeGatewayAnnotation]); err != nil || g.NextHop != lab.UnderlayGateway {
+			return fmt.Errorf("published gateway %+v %v", g, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ns := e.namespace(t, "agentnoroute")
+	p := e.createRunning(t, time.Minute, e.testServerPod(ns, "p", node))[0]
+	if r, err := e.probe(t, ns+"/"+p.Name, lab.ExternalIP+":80", "tcp"); err != nil {
+		t.Errorf("pod on %s → outside: %+v %v", node, r, err)
 	}
 }

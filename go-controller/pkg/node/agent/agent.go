@@ -190,7 +190,16 @@ func setupGateway(ctx context.Context, cfg *config.Node, o *ovs.Client) (*hostne
 	}
 	// Read the next hop before the move: OVS may bounce br-ex right after,
 	// and the kernel then drops the route that was just moved onto it.
+	// It is also recorded on br-ex, which outlives this process: a run
+	// that stops between the move and publishing the gateway leaves the
+	// node with no default route anywhere, and the next run finds the
+	// next hop there (before this, it crash-looped on such a node).
 	nextHop := hostnet.DefaultNextHop(cfg.GatewayInterface)
+	if nextHop.IsValid() {
+		if err := o.SetBridgeExternalIDs(ctx, "br-ex", map[string]string{nextHopKey: nextHop.String()}); err != nil {
+			return nil, err
+		}
+	}
 	if err := hostnet.MoveAddresses(cfg.GatewayInterface, "br-ex"); err != nil {
 		return nil, err
 	}
@@ -210,8 +219,21 @@ func setupGateway(ctx context.Context, cfg *config.Node, o *ovs.Client) (*hostne
 	if !gw.NextHop.IsValid() {
 		gw.NextHop = nextHop
 	}
+	if !gw.NextHop.IsValid() {
+		recorded, err := o.BridgeExternalID(ctx, "br-ex", nextHopKey)
+		if err != nil {
+			return nil, err
+		}
+		if a, err := netip.ParseAddr(recorded); err == nil {
+			gw.NextHop = a
+		}
+	}
 	return gw, nil
 }
+
+// nextHopKey is the br-ex external_ids key that keeps the host's default
+// next hop across kovn-node restarts.
+const nextHopKey = "kovn.io/next-hop"
 
 // publishGateway records the chassis and gateway on the Node.
 func publishGateway(ctx context.Context, kc kubernetes.Interface, node, chassisID string, gw *hostnet.Gateway, nic string) error {

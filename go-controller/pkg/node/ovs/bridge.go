@@ -98,3 +98,32 @@ func get[T model.Model](ctx context.Context, c client.Client, m T) (T, error) {
 	}
 	return m, nil
 }
+
+// SetBridgeExternalIDs sets the keys of ids in bridge name's external_ids,
+// leaving other keys alone; no transaction when they already agree.
+func (c *Client) SetBridgeExternalIDs(ctx context.Context, name string, ids map[string]string) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	br, err := c.bridge(ctx, name)
+	if err != nil {
+		return err
+	}
+	if br == nil {
+		return fmt.Errorf("bridge %s does not exist", name)
+	}
+	muts := mapMutations("external_ids", br.ExternalIDs, ids, nil)
+	if len(muts) == 0 {
+		return nil
+	}
+	return c.transact(ctx, "set external_ids of bridge "+name, []ovsdb.Operation{mutateOp(vswitchd.BridgeTable, br.UUID, muts...)})
+}
+
+// BridgeExternalID reads one external_ids key of bridge name ("" when the
+// bridge or the key is missing).
+func (c *Client) BridgeExternalID(ctx context.Context, name, key string) (string, error) {
+	br, err := c.bridge(ctx, name)
+	if err != nil || br == nil {
+		return "", err
+	}
+	return br.ExternalIDs[key], nil
+}

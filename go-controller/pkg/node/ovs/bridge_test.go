@@ -122,3 +122,36 @@ func showBridge(show, bridge string) string {
 	block, _, _ := strings.Cut(after, "\n    Bridge ")
 	return block + "\n"
 }
+
+func TestBridgeExternalIDs(t *testing.T) {
+	db := startDB(t, true)
+	c := db.connect(t)
+	if err := c.SetBridgeExternalIDs(tctx(t), "br-ex", map[string]string{"k": "v"}); err == nil {
+		t.Error("external_ids set on a bridge that does not exist")
+	}
+	if err := c.EnsureBridge(tctx(t), "br-ex", "netdev", nil); err != nil {
+		t.Fatal(err)
+	}
+	db.vsctl(t, "br-set-external-id", "br-ex", "foreign", "kept")
+	if n := txns(t, c, func() error {
+		return c.SetBridgeExternalIDs(tctx(t), "br-ex", map[string]string{"kovn.io/next-hop": "172.18.0.1"})
+	}); n != 1 {
+		t.Errorf("setting a key sent %d transactions, want 1", n)
+	}
+	if n := txns(t, c, func() error {
+		return c.SetBridgeExternalIDs(tctx(t), "br-ex", map[string]string{"kovn.io/next-hop": "172.18.0.1"})
+	}); n != 0 {
+		t.Errorf("setting it again sent %d transactions, want 0", n)
+	}
+	if got := db.vsctl(t, "br-get-external-id", "br-ex", "foreign"); got != "kept" {
+		t.Errorf("foreign key = %q, want kept", got)
+	}
+	// A new client (a restarted kovn-node) reads what the last one wrote.
+	c2 := db.connect(t)
+	if got, err := c2.BridgeExternalID(tctx(t), "br-ex", "kovn.io/next-hop"); err != nil || got != "172.18.0.1" {
+		t.Errorf("next hop read back %q %v", got, err)
+	}
+	if got, err := c2.BridgeExternalID(tctx(t), "br-nope", "kovn.io/next-hop"); err != nil || got != "" {
+		t.Errorf("missing bridge: %q %v", got, err)
+	}
+}
