@@ -46,13 +46,13 @@ func instructions(t *testing.T) [][]string {
 }
 
 func TestContainerfileBase(t *testing.T) {
-	// rootFSArgs builds minbase bookworm: Debian 12, as debian:12-slim is.
+	// debroot builds minbase bookworm: Debian 12, as debian:12-slim is.
 	ins := instructions(t)
 	if len(ins) == 0 {
 		t.Fatal("no instructions")
 	}
 	if got := strings.Join(ins[0], " "); got != "FROM debian:12-slim" {
-		t.Errorf("first instruction %q: the rootfs recipe in rootfs.go assumes FROM debian:12-slim", got)
+		t.Errorf("first instruction %q: the rootfs recipe in debroot assumes FROM debian:12-slim", got)
 	}
 }
 

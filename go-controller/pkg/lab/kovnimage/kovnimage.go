@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/debroot"
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/ociimage"
 )
 
@@ -24,6 +25,10 @@ const Repository = "kovn.local/kovn"
 // in its order; a test holds the two lists equal.
 func Packages() []string {
 	return []string{"ovn-host", "ovn-central", "openvswitch-switch", "iproute2", "iptables", "ca-certificates"}
+}
+
+func recipe(mirrors []string) debroot.Recipe {
+	return debroot.Recipe{Packages: Packages(), Mirrors: mirrors}
 }
 
 // copied is one COPY of the Containerfile: a file of the checkout and its
@@ -79,13 +84,7 @@ func Build(cfg Config) (Result, error) {
 		}
 		img.Files = append(img.Files, ociimage.File{Path: c.dst, Mode: 0o755, SourcePath: src})
 	}
-	args := rootFSArgs(cfg.Mirrors)
-	dir := buildDir(cfg.CacheDir, args)
-	rootfs, err := ensureRootFS(dir, args, cfg.Log)
-	if err != nil {
-		return Result{}, err
-	}
-	base, err := ensureBaseLayer(dir, rootfs, cfg.Log)
+	rootfs, base, err := debroot.Ensure(cfg.CacheDir, "kovn-image", recipe(cfg.Mirrors), cfg.Log)
 	if err != nil {
 		return Result{}, err
 	}

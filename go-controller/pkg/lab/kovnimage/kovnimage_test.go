@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kovn-io/kovn/go-controller/pkg/lab/debroot"
 )
 
 // fakeCheckout writes every file the image copies, with content made from
@@ -42,7 +44,7 @@ func TestBuildReusesCache(t *testing.T) {
 		t.Fatalf("Build without binaries: %v", err)
 	}
 	fakeCheckout(t, checkout, "v1")
-	dir := buildDir(cache, rootFSArgs(nil))
+	dir := debroot.Dir(cache, "kovn-image", recipe(nil))
 	if err := os.MkdirAll(filepath.Join(dir, "rootfs", "usr", "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +93,11 @@ func TestBuildReusesCache(t *testing.T) {
 }
 
 func TestRootFSKey(t *testing.T) {
-	args := rootFSArgs(nil)
-	if buildDir("/c", args) != buildDir("/c", rootFSArgs(nil)) {
+	args := recipe(nil).Args()
+	if debroot.Dir("/c", "kovn-image", recipe(nil)) != debroot.Dir("/c", "kovn-image", recipe(nil)) {
 		t.Error("the same recipe gave two cache directories")
 	}
-	if buildDir("/c", args) == buildDir("/c", rootFSArgs([]string{"http://mirror.example/debian"})) {
+	if debroot.Dir("/c", "kovn-image", recipe(nil)) == debroot.Dir("/c", "kovn-image", recipe([]string{"http://mirror.example/debian"})) {
 		t.Error("another mirror shares the cache directory")
 	}
 	if !strings.Contains(strings.Join(args, " "), "--include="+strings.Join(Packages(), ",")) {

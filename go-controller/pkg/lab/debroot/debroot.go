@@ -1,4 +1,7 @@
-package kovnimage
+// Package debroot builds Debian 12 root filesystems with mmdebstrap, cached
+// outside the checkout by recipe, and packs each once into a gzip layer that
+// images built without a container engine use as their base.
+package debroot
 
 import (
 	"crypto/sha256"
@@ -19,9 +22,18 @@ import (
 // suite is Debian 12, whose OVS 3.1 and OVN 23.03 the lab tests with.
 const suite = "bookworm"
 
-// rootFSArgs are mmdebstrap's arguments but the target: all that decides
-// what the root filesystem holds, hence also its cache key.
-func rootFSArgs(mirrors []string) []string {
+// Recipe is what a root filesystem holds.
+type Recipe struct {
+	Packages []string // installed on top of minbase, without Recommends
+	// Mirrors are mmdebstrap's MIRROR arguments: URLs, sources.list lines
+	// or files. None means deb.debian.org with bookworm-updates and
+	// bookworm-security, the sources of a stock Debian 12.
+	Mirrors []string
+}
+
+// Args are mmdebstrap's arguments but the target: all that decides what
+// the root filesystem holds, hence also its cache key.
+func (r Recipe) Args() []string {
 	args := []string{
 		// Real owners on disk, which the layer keeps (mmdebstrap would
 		// otherwise pick unshare mode for a non-root user, with shifted ids).
@@ -29,7 +41,7 @@ func rootFSArgs(mirrors []string) []string {
 		// minbase is what Debian's own container images are made of;
 		// mmdebstrap adds no Recommends, like --no-install-recommends.
 		"--variant=minbase",
-		"--include=" + strings.Join(Packages(), ","),
+		"--include=" + strings.Join(r.Packages, ","),
 		// What debian:12-slim leaves out; the rules stay in the image's
 		// dpkg.cfg.d, so later installs in a container skip them too.
 		"--dpkgopt=path-exclude=/usr/share/man/*",
@@ -43,14 +55,26 @@ func rootFSArgs(mirrors []string) []string {
 		`--customize-hook=: > "$1/etc/hostname"; : > "$1/etc/resolv.conf"`,
 		suite,
 	}
-	return append(args, mirrors...)
+	return append(args, r.Mirrors...)
 }
 
-// buildDir holds one root filesystem and its layer, named by a digest of
-// the recipe so that a changed package list builds anew beside the old.
-func buildDir(cacheDir string, args []string) string {
-	sum := sha256.Sum256([]byte(strings.Join(args, "\n")))
-	return filepath.Join(cacheDir, "kovn-image", fmt.Sprintf("%x", sum[:8]))
+// Dir holds one root filesystem and its layer under cacheDir/kind, named
+// by a digest of the recipe so that a changed package list builds anew
+// beside the old.
+func Dir(cacheDir, kind string, r Recipe) string {
+	sum := sha256.Sum256([]byte(strings.Join(r.Args(), "\n")))
+	return filepath.Join(cacheDir, kind, fmt.Sprintf("%x", sum[:8]))
+}
+
+// Ensure returns the root filesystem of r and its packed layer, building
+// either only when the cache under cacheDir/kind lacks it.
+func Ensure(cacheDir, kind string, r Recipe, log io.Writer) (rootfs string, base ociimage.Layer, err error) {
+	dir := Dir(cacheDir, kind, r)
+	if rootfs, err = ensureRootFS(dir, r.Args(), log); err != nil {
+		return "", base, err
+	}
+	base, err = ensureBaseLayer(dir, rootfs, log)
+	return rootfs, base, err
 }
 
 // ensureRootFS builds dir/rootfs unless it exists. mmdebstrap fills a
