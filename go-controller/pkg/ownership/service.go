@@ -46,6 +46,12 @@ func ServiceLocalLB(ns, name, proto, node string) string {
 	return ServiceLB(ns, name, proto) + "_local_" + node
 }
 
+// ServiceNodePortNodeLB is a node's NodePort load balancer, written in
+// place of the template for services with ClientIP session affinity.
+func ServiceNodePortNodeLB(ns, name, proto, node string) string {
+	return ServiceNodePortLB(ns, name, proto) + "_" + node
+}
+
 // ServiceITPLocalLB is a node's load balancer for internalTrafficPolicy
 // Local: the ClusterIPs, to that node's endpoints only.
 func ServiceITPLocalLB(ns, name, proto, node string) string {
@@ -57,6 +63,9 @@ func ServiceLBID(proto string) string         { return strings.ToLower(proto) }
 func ServiceNodePortLBID(proto string) string { return ServiceLBID(proto) + "/nodeport" }
 func ServiceLocalLBID(proto, node string) string {
 	return ServiceLBID(proto) + "/local/" + node
+}
+func ServiceNodePortNodeLBID(proto, node string) string {
+	return ServiceNodePortLBID(proto) + "/" + node
 }
 func ServiceITPLocalLBID(proto, node string) string {
 	return ServiceLBID(proto) + "/itp-local/" + node

@@ -76,7 +76,21 @@ func HasLoadBalancers(svc *corev1.Service) bool {
 // NeedsNodes tells whether a service has per-node load balancers, whose
 // rows change when nodes come, go or change their gateway.
 func NeedsNodes(svc *corev1.Service) bool {
-	return HasLoadBalancers(svc) && (itpLocal(svc) || etpLocal(svc) && hasNodePorts(svc))
+	return HasLoadBalancers(svc) && (itpLocal(svc) || hasNodePorts(svc) && (etpLocal(svc) || clientIPAffinity(svc)))
+}
+
+func clientIPAffinity(svc *corev1.Service) bool {
+	return svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP
+}
+
+// nodePortsPerNode tells whether the cluster-wide NodePorts are written as
+// one load balancer per node, with the node's IP, instead of the template.
+// OVN 23.03's northd builds the affinity flows of a template VIP as if it
+// were IPv6 (xxreg0 = ip6.dst, backends without ports), so they never
+// match and every connection is balanced anew; with the node IP written
+// out, affinity works.
+func nodePortsPerNode(svc *corev1.Service) bool {
+	return clientIPAffinity(svc) && !etpLocal(svc)
 }
 
 func itpLocal(svc *corev1.Service) bool {
@@ -353,7 +367,7 @@ func (d *desired) protocol(proto corev1.Protocol, ports []svcPort, eps map[portK
 		for _, a := range d.external {
 			cluster.Row.Vips[vip(a, sp.port)] = be
 		}
-		if sp.nodePort != 0 && !etpLocal(d.svc) {
+		if sp.nodePort != 0 && !etpLocal(d.svc) && !nodePortsPerNode(d.svc) {
 			tmpl.Row.Vips[own.NodeIPTemplateVIP(sp.nodePort)] = be
 		}
 	}
@@ -366,6 +380,21 @@ func (d *desired) protocol(proto corev1.Protocol, ports []svcPort, eps map[portK
 // nodeLBs builds one node's load balancers for the Local policies.
 func (d *desired) nodeLBs(proto corev1.Protocol, ports []svcPort, eps map[portKey][]endpoint, n Node) {
 	ns, name, p := d.svc.Namespace, d.svc.Name, string(proto)
+	if nodePortsPerNode(d.svc) && n.GatewayIP.Is4() {
+		// Where the template would apply with this node's IP: its
+		// gateway router and, for its own pods, its switch.
+		np := d.lb(own.ServiceNodePortNodeLB(ns, name, p, n.Name), own.ServiceNodePortNodeLBID(p, n.Name), proto, nil)
+		np.Routers = []string{own.GatewayRouter(n.Name)}
+		if n.Switch {
+			np.Switches = []string{own.NodeSwitch(n.Name)}
+		}
+		for _, sp := range ports {
+			if sp.nodePort != 0 {
+				np.Row.Vips[vip(n.GatewayIP, sp.nodePort)] = backends(eps[portKey{sp.name, proto}], all)
+			}
+		}
+		d.keep(np)
+	}
 	if etpLocal(d.svc) && n.GatewayIP.Is4() {
 		// On the gateway router for traffic from outside, and on the
 		// node switch for the node's own pods, which would otherwise
@@ -436,7 +465,7 @@ func (d *desired) keep(lbs ...*LB) {
 }
 
 func (d *desired) affinity() (int, bool) {
-	if d.svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
+	if !clientIPAffinity(d.svc) {
 		return 0, false
 	}
 	t := DefaultAffinityTimeout

@@ -258,6 +258,18 @@ func policyCases() []desiredCase {
 				Options: baseOpts("skip_snat", "true"), ID: "tcp/local/n2", Switches: []string{"n2"}, Routers: []string{"GR_n2"}},
 		},
 	}, {
+		name: "NodePort with ClientIP affinity: per node with the node IP, not the template",
+		in: Inputs{Service: testService(nodePortService(corev1.ServiceExternalTrafficPolicyCluster), func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		}), Slices: []*discoveryv1.EndpointSlice{testSlice("a", http, readyEP("10.128.1.5", "n1"), readyEP("10.128.2.7", "n2"))}, Nodes: testNodes()},
+		want: map[string]lbSummary{
+			"Service_default/web_TCP": clusterLB("tcp", map[string]string{"10.96.0.10:80": "10.128.1.5:8080,10.128.2.7:8080"}, "affinity_timeout", "10800"),
+			"Service_default/web_TCP_nodeport_n1": {Proto: "tcp", Vips: map[string]string{"172.18.0.2:30080": "10.128.1.5:8080,10.128.2.7:8080"},
+				Options: baseOpts("affinity_timeout", "10800"), ID: "tcp/nodeport/n1", Switches: []string{"n1"}, Routers: []string{"GR_n1"}},
+			"Service_default/web_TCP_nodeport_n2": {Proto: "tcp", Vips: map[string]string{"172.18.0.3:30080": "10.128.1.5:8080,10.128.2.7:8080"},
+				Options: baseOpts("affinity_timeout", "10800"), ID: "tcp/nodeport/n2", Switches: []string{"n2"}, Routers: []string{"GR_n2"}},
+		},
+	}, {
 		name: "internalTrafficPolicy Local: ClusterIP per node switch, external IP cluster-wide",
 		in: Inputs{Service: testService(func(s *corev1.Service) {
 			s.Spec.InternalTrafficPolicy = ptr(corev1.ServiceInternalTrafficPolicyLocal)
@@ -345,6 +357,10 @@ func TestNeedsNodes(t *testing.T) {
 		{"ClusterIP", testService(), false},
 		{"NodePort Cluster", testService(nodePortService(corev1.ServiceExternalTrafficPolicyCluster)), false},
 		{"NodePort Local", testService(nodePortService(corev1.ServiceExternalTrafficPolicyLocal)), true},
+		{"NodePort Cluster with ClientIP affinity", testService(nodePortService(corev1.ServiceExternalTrafficPolicyCluster), func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		}), true},
+		{"ClusterIP with ClientIP affinity", testService(func(s *corev1.Service) { s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP }), false},
 		{"LoadBalancer Local without node ports", testService(func(s *corev1.Service) {
 			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyLocal
 		}), false},
