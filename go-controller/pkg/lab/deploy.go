@@ -216,7 +216,7 @@ func (l *Lab) waitDeployed(ctx context.Context, timeout time.Duration) error {
 	}
 	return waitFor("kovn from dist/", timeout, func() error {
 		if err := workloadsReady(ctx, cs, len(l.NodeNames)); err != nil {
-			if why := podProblems(ctx, cs); why != "" {
+			if why := podProblems(ctx, cs, kovnNamespace); why != "" {
 				return fmt.Errorf("%w; %s", err, why)
 			}
 			return err
@@ -270,10 +270,11 @@ func daemonSetReady(ds *appsv1.DaemonSet, nodes int) bool {
 	return int(ds.Status.DesiredNumberScheduled) == nodes && int(ds.Status.NumberReady) == nodes
 }
 
-// podProblems describes kovn's pods that are not ready: their containers'
-// waiting reasons and last exits, which say more than a ready count.
-func podProblems(ctx context.Context, cs kubernetes.Interface) string {
-	pods, err := cs.CoreV1().Pods(kovnNamespace).List(ctx, metav1.ListOptions{})
+// podProblems describes a namespace's pods that are not ready: their
+// containers' waiting reasons and last exits, which say more than a ready
+// count.
+func podProblems(ctx context.Context, cs kubernetes.Interface, namespace string) string {
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return ""
 	}

@@ -86,7 +86,29 @@ func (l *Lab) setupNetwork() error {
 			return fmt.Errorf("wiring %s: %w", hl.host, err)
 		}
 	}
-	return nil
+	return l.routeControlPlaneToPods()
+}
+
+// routeControlPlaneToPods lets the API server reach pod IPs, which it
+// does for exec-less proxying (`kubectl proxy`, /proxy/pods/…, the
+// upstream DNS and proxy specs read results that way). A real cluster's
+// API server sits on a node and reaches pods through that node's
+// management port; the lab's control plane is a host of its own, so the
+// lab routes the cluster CIDR through node1 and masquerades it there onto
+// kovn-mp0, which makes it node1's own traffic: pods answer node1's
+// management port address, and the reply returns the same way. In
+// underlay mode pods are on the lab router's network already.
+func (l *Lab) routeControlPlaneToPods() error {
+	if l.Mode != "overlay" {
+		return nil
+	}
+	via := l.NodeNames[0]
+	if _, err := inNet("cp", "ip", "route", "add", ClusterCIDR, "via", l.NodeIPs[via]); err != nil {
+		return err
+	}
+	_, err := inNet(via, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", ControlPlaneIP, "-d", ClusterCIDR, "-o", "kovn-mp0",
+		"-m", "comment", "--comment", "kovn-lab: the control plane reaches pods as this node", "-j", "MASQUERADE")
+	return err
 }
 
 func attachHost(hl hostLink) error {

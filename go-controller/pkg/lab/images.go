@@ -46,7 +46,16 @@ func (l *Lab) buildImages() error {
 			return err
 		}
 	}
-	for _, im := range l.labImages() {
+	if l.E2EImages {
+		if err := l.buildE2EImages(); err != nil {
+			return err
+		}
+	}
+	addons, err := l.addonImages()
+	if err != nil {
+		return err
+	}
+	for _, im := range append(l.labImages(), addons...) {
 		sum, err := fileSHA256(im.binary)
 		if err != nil {
 			return fmt.Errorf("image %s: %w (run make build first)", im.role, err)

@@ -52,6 +52,11 @@ type Config struct {
 	// Deploy is how kovn and OVN run: DeployProcesses (""), supervised
 	// processes on the hosts; DeployManifests, pods from dist/ (deploy.go).
 	Deploy string `json:",omitempty"`
+	// ClusterDNS deploys CoreDNS as the cluster DNS add-on (addons.go).
+	ClusterDNS bool `json:",omitempty"`
+	// E2EImages builds e2e.test and imports the upstream images its
+	// sig-network specs run, under the references it asks for.
+	E2EImages bool `json:",omitempty"`
 }
 
 // Underlay addressing. The lab owns these ranges only inside its own

@@ -98,6 +98,11 @@ func Up(ctx context.Context, cfg Config, opts UpOptions) (*Lab, error) {
 			return l, err
 		}
 	}
+	if l.ClusterDNS {
+		if err := step("cluster DNS", func() error { return l.deployDNS(ctx) }); err != nil {
+			return l, err
+		}
+	}
 	fmt.Fprintf(out, "lab up in %.1fs: %d nodes, %d bare-metal hosts, %s mode\n",
 		time.Since(start).Seconds(), len(l.NodeNames), len(l.ExternalHostNames), l.Mode)
 	return l, nil

@@ -87,6 +87,37 @@ func Ensure(cacheDir, version string, log io.Writer) (string, error) {
 	return bin, os.WriteFile(stamp, []byte(version+"\n"), 0o644)
 }
 
+// E2ETestPackage is Kubernetes' end-to-end suite, built with `go test -c`.
+const E2ETestPackage = "k8s.io/kubernetes/test/e2e"
+
+// EnsureE2E builds e2e.test beside the other binaries unless the cache
+// holds it. It is kept apart from Ensure because only conformance runs need
+// it, and a cold build takes minutes and about 2 GB of memory.
+func EnsureE2E(cacheDir, version string, log io.Writer) (string, error) {
+	bin := BinDir(cacheDir, version)
+	out := filepath.Join(bin, "e2e.test")
+	stamp := filepath.Join(bin, ".e2e-complete")
+	if _, err := os.Stat(stamp); err == nil {
+		return out, nil
+	}
+	src := filepath.Join(cacheDir, "k8s", version, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := writeScratchModule(src, version); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(log, "building Kubernetes %s e2e.test into %s (a cold build takes several minutes)\n", version, bin)
+	cmd := exec.Command("go", "test", "-c", "-trimpath", "-ldflags", ldflags(version), "-o", out, E2ETestPackage)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go test -c %s in %s: %w", E2ETestPackage, src, err)
+	}
+	return out, os.WriteFile(stamp, []byte(version+"\n"), 0o644)
+}
+
 // ldflags stamps the real version: binaries built from the module proxy
 // otherwise say v0.0.0-master, and version-gated behaviour (and upstream
 // e2e skips) would misfire.
@@ -131,8 +162,24 @@ func writeScratchModule(dir, version string) error {
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
+// SourceDir is the module cache's copy of k8s.io/kubernetes at version,
+// downloaded if need be: the files test images add beside their binaries.
+func SourceDir(cacheDir, version string) (string, error) {
+	src := filepath.Join(cacheDir, "k8s", version, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	return moduleField("k8s.io/kubernetes", version, src, "Dir")
+}
+
 // downloadGoMod fetches a module's go.mod through the module proxy.
 func downloadGoMod(module, version, dir string) (string, error) {
+	return moduleField(module, version, dir, "GoMod")
+}
+
+// moduleField downloads a module and returns one field of `go mod
+// download -json`.
+func moduleField(module, version, dir, field string) (string, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
@@ -140,10 +187,10 @@ func downloadGoMod(module, version, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("go mod download %s@%s: %w", module, version, err)
 	}
-	re := regexp.MustCompile(`"GoMod":\s*"([^"]+)"`)
+	re := regexp.MustCompile(`"` + field + `":\s*"([^"]+)"`)
 	m := re.FindSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("go mod download %s@%s: no GoMod in %s", module, version, out)
+		return "", fmt.Errorf("go mod download %s@%s: no %s in %s", module, version, field, out)
 	}
 	return string(m[1]), nil
 }
