@@ -62,29 +62,8 @@ func BinDir(cacheDir, version string) string {
 // Ensure builds the binaries unless the cache already holds them.
 func Ensure(cacheDir, version string, log io.Writer) (string, error) {
 	bin := BinDir(cacheDir, version)
-	stamp := filepath.Join(bin, ".complete")
-	if _, err := os.Stat(stamp); err == nil {
-		return bin, nil
-	}
-	src := filepath.Join(cacheDir, "k8s", version, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
-	}
-	if err := writeScratchModule(src, version); err != nil {
-		return "", err
-	}
 	args := append([]string{"build", "-trimpath", "-ldflags", ldflags(version), "-o", bin + "/"}, Targets()...)
-	fmt.Fprintf(log, "building Kubernetes %s binaries into %s (a cold build takes several minutes)\n", version, bin)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = src
-	// The scratch module records only what it requires; -mod=mod lets the
-	// go command add the checksums of everything the targets import.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOWORK=off")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build in %s: %w", src, err)
-	}
-	return bin, os.WriteFile(stamp, []byte(version+"\n"), 0o644)
+	return bin, buildOnce(cacheDir, version, ".complete", args, "binaries", log)
 }
 
 // E2ETestPackage is Kubernetes' end-to-end suite, built with `go test -c`.
@@ -94,28 +73,37 @@ const E2ETestPackage = "k8s.io/kubernetes/test/e2e"
 // holds it. It is kept apart from Ensure because only conformance runs need
 // it, and a cold build takes minutes and about 2 GB of memory.
 func EnsureE2E(cacheDir, version string, log io.Writer) (string, error) {
+	out := filepath.Join(BinDir(cacheDir, version), "e2e.test")
+	args := []string{"test", "-c", "-trimpath", "-ldflags", ldflags(version), "-o", out, E2ETestPackage}
+	return out, buildOnce(cacheDir, version, ".e2e-complete", args, "e2e.test", log)
+}
+
+// buildOnce runs `go goArgs…` in the version's scratch module unless the
+// stamp file in the binary directory says an earlier run completed.
+func buildOnce(cacheDir, version, stampName string, goArgs []string, what string, log io.Writer) error {
 	bin := BinDir(cacheDir, version)
-	out := filepath.Join(bin, "e2e.test")
-	stamp := filepath.Join(bin, ".e2e-complete")
+	stamp := filepath.Join(bin, stampName)
 	if _, err := os.Stat(stamp); err == nil {
-		return out, nil
+		return nil
 	}
 	src := filepath.Join(cacheDir, "k8s", version, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	if err := writeScratchModule(src, version); err != nil {
-		return "", err
+		return err
 	}
-	fmt.Fprintf(log, "building Kubernetes %s e2e.test into %s (a cold build takes several minutes)\n", version, bin)
-	cmd := exec.Command("go", "test", "-c", "-trimpath", "-ldflags", ldflags(version), "-o", out, E2ETestPackage)
+	fmt.Fprintf(log, "building Kubernetes %s %s into %s (a cold build takes several minutes)\n", version, what, bin)
+	cmd := exec.Command("go", goArgs...)
 	cmd.Dir = src
+	// The scratch module records only what it requires; -mod=mod lets the
+	// go command add the checksums of everything the targets import.
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go test -c %s in %s: %w", E2ETestPackage, src, err)
+		return fmt.Errorf("go %s in %s: %w", goArgs[0], src, err)
 	}
-	return out, os.WriteFile(stamp, []byte(version+"\n"), 0o644)
+	return os.WriteFile(stamp, []byte(version+"\n"), 0o644)
 }
 
 // ldflags stamps the real version: binaries built from the module proxy
