@@ -7,7 +7,7 @@ KOVN_LAB  := $(BIN)/kovn-lab
 export KOVN_CACHE     ?= /var/cache/kovn
 export KOVN_LAB_STATE ?= /var/lib/kovn-lab
 
-.PHONY: all build deps image lab lab-down test test-unit test-image test-e2e test-underlay test-faults generate bench fuzz clean
+.PHONY: all build deps image lab lab-down test test-unit test-image test-e2e test-underlay test-faults conformance generate bench fuzz clean
 
 all: build
 
@@ -66,6 +66,16 @@ test-underlay: build
 # the end of test/e2e/run.sh, on the clustered lab.
 test-faults: build
 	KOVN_E2E=1 KOVN_FAULTS=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFaults$$' ./test/e2e/
+
+# Kubernetes' own sig-network conformance specs and NetworkPolicy suite
+# (docs/conformance.md), built at the lab's Kubernetes version, on a fresh
+# lab with CoreDNS and the upstream images. JUnit, logs and summary.json in
+# _output/conformance; exits non-zero if a spec fails. The lab is left up
+# for a post-mortem (make lab-down).
+conformance: deps
+	$(KOVN_LAB) down
+	$(KOVN_LAB) up --skip-deps --dns --e2e-images
+	$(KOVN_LAB) conformance --report-dir _output/conformance
 
 # Every fuzz target for FUZZTIME each (docs/fuzzing.md); non-zero on a
 # failing input. The seed corpora also run as plain tests in test-unit.

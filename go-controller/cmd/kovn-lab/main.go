@@ -54,6 +54,7 @@ func app() *cli.App {
 			componentCommand("start"),
 			componentCommand("restart"),
 			verifyCommand(),
+			conformanceCommand(),
 			{Name: "deps", Usage: "install the Debian packages the lab and tests need (idempotent)", Action: func(c *cli.Context) error {
 				return lab.InstallPackages(lab.Packages(), os.Stdout)
 			}},
@@ -101,6 +102,8 @@ func upCommand() *cli.Command {
 			&cli.BoolFlag{Name: "ovn-ha", Usage: "run OVN NB and SB as 3-member RAFT clusters (members nb, nb2, nb3 and sb, sb2, sb3)"},
 			&cli.BoolFlag{Name: "ovn-plain-tcp", Usage: "connect hosts and the controller to OVN central over plain TCP instead of SSL"},
 			&cli.StringFlag{Name: "deploy", Value: lab.DeployProcesses, Usage: "how kovn and OVN run: processes (supervised, on the hosts) or manifests (the kovn image built from dist/images, OVN central, kovn-controller and kovn-node as pods from dist/; overlay mode with --ovn-plain-tcp only)"},
+			&cli.BoolFlag{Name: "dns", Usage: "deploy CoreDNS (built from the module proxy) as the cluster DNS add-on on " + lab.ClusterDNSIP + "; it answers only for the cluster's zones"},
+			&cli.BoolFlag{Name: "e2e-images", Usage: "build Kubernetes' e2e.test and import the upstream images its sig-network specs run (for kovn-lab conformance)"},
 			&cli.StringFlag{Name: "crds", Usage: "kovn's CRDs, applied before the controllers start (default: crds next to the manifests directory, if there)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -133,6 +136,7 @@ func upCommand() *cli.Command {
 				HostSubnetLength: c.Int("host-subnet-length"), Nodes: c.Int("nodes"), ExternalHosts: c.Int("external-hosts"),
 				Mode: c.String("mode"), UnderlayVLAN: c.Int("underlay-vlan"), K8sVersion: version, PortalAddr: c.String("portal"),
 				OVNHA: c.Bool("ovn-ha"), OVNPlainTCP: c.Bool("ovn-plain-tcp"), Deploy: c.String("deploy"),
+				ClusterDNS: c.Bool("dns"), E2EImages: c.Bool("e2e-images"),
 			}, lab.UpOptions{SkipDeps: c.Bool("skip-deps"), Out: os.Stdout})
 			return err
 		},

@@ -189,3 +189,19 @@ func TestKovnKustomization(t *testing.T) {
 		t.Error("an image reference without a tag was accepted")
 	}
 }
+
+func TestSpecLines(t *testing.T) {
+	var out strings.Builder
+	w := &specLines{out: &out}
+	log := "noise\n[sig-network] Proxy should proxy\n  STEP: x\n• [FAILED] [5.437 seconds]\n[sig-network] Proxy [It] should proxy\n" +
+		"----\n[sig-network] DNS should resolve\n  STEP: y\n• [4.6 seconds]\n-----\n"
+	for _, chunk := range []string{log[:7], log[7:30], log[30:]} { // split mid-line
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "• [FAILED] [5.437 seconds] [sig-network] Proxy should proxy\n• [4.6 seconds] [sig-network] DNS should resolve\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
