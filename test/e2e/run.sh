@@ -40,17 +40,27 @@ if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
   fi
   # Last, kovn installed the way a user installs it: the image built from
   # dist/images imported on every node, OVN central, kovn-controller and
-  # kovn-node as pods from dist/ (docs/lab.md, "Deploy modes"), and a smoke
-  # subset of the suite on the network those pods make.
+  # kovn-node as pods from dist/ (docs/lab.md, "Deploy modes"), with cluster
+  # DNS, as a real cluster has it. On the network those pods make: a smoke
+  # subset of the suite, then Kubernetes' own sig-network conformance specs
+  # (all 45, ~6 min) and a subset of its NetworkPolicy suite
+  # (docs/conformance.md; make conformance runs all of it).
   if [ "$rc" = 0 ]; then
     $lab down
-    if ! $lab up --skip-deps --deploy manifests --ovn-plain-tcp; then
+    if ! $lab up --skip-deps --deploy manifests --ovn-plain-tcp --dns --e2e-images; then
       $lab status || true
       exit 1
     fi
     smoke='TestDeployedFromManifests$|TestLab|TestManifestsServerDryRun$|TestPodToPod$|TestPodToExternal$|TestHostPort$'
     smoke+='|TestServiceClusterIP$|TestServiceNodePort$|TestKovnctlTrace$|TestKovnctlStatus$|TestMetricsEndpoints$|TestHostileObjects$'
     KOVN_E2E=1 go test -count=1 -timeout 15m -v -run "$smoke" ./test/e2e/... 2>&1 | tee _output/e2e-manifests.log || rc=$?
+    if [ "$rc" = 0 ]; then
+      $lab conformance --suite sig-network-conformance --report-dir _output/conformance-ci 2>&1 | tee _output/conformance-ci.log || rc=$?
+    fi
+    if [ "$rc" = 0 ]; then
+      $lab conformance --suite netpol --focus "$(cat test/conformance/ci-netpol-subset.txt | grep -v '^#' | paste -sd'|')" \
+        --report-dir _output/conformance-ci-netpol 2>&1 | tee _output/conformance-ci-netpol.log || rc=$?
+    fi
   fi
 fi
 if [ "$own" = 1 ]; then
