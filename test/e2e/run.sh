@@ -58,7 +58,7 @@ if [ "$own" = 1 ] && [ "$rc" = 0 ]; then
       $lab conformance --suite sig-network-conformance --report-dir _output/conformance-ci 2>&1 | tee _output/conformance-ci.log || rc=$?
     fi
     if [ "$rc" = 0 ]; then
-      $lab conformance --suite netpol --focus "$(cat test/conformance/ci-netpol-subset.txt | grep -v '^#' | paste -sd'|')" \
+      $lab conformance --suite netpol --subset-file test/conformance/ci-netpol-subset.txt \
         --report-dir _output/conformance-ci-netpol 2>&1 | tee _output/conformance-ci-netpol.log || rc=$?
     fi
   fi

@@ -14,10 +14,11 @@ import (
 func conformanceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "conformance",
-		Usage: "run Kubernetes' upstream sig-network conformance and NetworkPolicy e2e specs against the lab (up --dns --e2e-images); exit 1 if any fails",
+		Usage: "run Kubernetes' upstream sig-network conformance and NetworkPolicy e2e specs against the lab (up --dns --e2e-images); exit 1 if any fails or skips itself off the skip list",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "suite", Usage: "sig-network-conformance or netpol (repeatable; default both)"},
-			&cli.StringFlag{Name: "focus", Usage: "run only the specs this regular expression matches, instead of each suite's selection (a subset)"},
+			&cli.StringFlag{Name: "focus", Usage: "run only the specs this regular expression matches, instead of the suite's selection (needs one --suite)"},
+			&cli.StringFlag{Name: "subset-file", Usage: "run only the suite's specs named, literally, by a line of this file (# comments); each line must match a spec (needs one --suite)"},
 			&cli.StringFlag{Name: "skip-file", Usage: "YAML list of {test, reason} left out on purpose (default: test/conformance/skips.yaml of the checkout)"},
 			&cli.StringFlag{Name: "report-dir", Value: "_output/conformance", Usage: "JUnit reports, e2e.test logs and summary.json"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Hour, Usage: "ginkgo's timeout for each suite"},
@@ -36,7 +37,7 @@ func conformanceCommand() *cli.Command {
 				return err
 			}
 			ok, err := l.RunConformance(c.Context, lab.ConformanceOptions{
-				Suites: c.StringSlice("suite"), Focus: c.String("focus"), SkipFile: skipFile,
+				Suites: c.StringSlice("suite"), Focus: c.String("focus"), SubsetFile: c.String("subset-file"), SkipFile: skipFile,
 				ReportDir: reportDir, Timeout: c.Duration("timeout"),
 			}, os.Stdout)
 			if err != nil {

@@ -18,11 +18,14 @@ import (
 
 // ConformanceOptions choose what RunConformance runs.
 type ConformanceOptions struct {
-	Suites    []string // names from conformance.Suites(); none means all
-	Focus     string   // replaces each suite's focus (a subset), if set
-	SkipFile  string
-	ReportDir string
-	Timeout   time.Duration
+	Suites []string // names from conformance.Suites(); none means all
+	Focus  string   // replaces the suite's focus, if set (one suite only)
+	// SubsetFile narrows the one suite to the specs it names, each of
+	// which must run (conformance.Subset).
+	SubsetFile string
+	SkipFile   string
+	ReportDir  string
+	Timeout    time.Duration
 }
 
 // SuiteReport is one suite's outcome, as summary.json holds it.
@@ -42,7 +45,10 @@ type SuiteReport struct {
 // skipped.
 func (l *Lab) RunConformance(ctx context.Context, opts ConformanceOptions, out io.Writer) (bool, error) {
 	if !l.ClusterDNS || !l.E2EImages {
-		return false, fmt.Errorf("the lab has no cluster DNS or no upstream test images: bring it up with `kovn-lab up --dns --e2e-images`")
+		return false, fmt.Errorf("the lab has no cluster DNS or no upstream test images: `kovn-lab down`, then `kovn-lab up --dns --e2e-images` (up keeps an existing lab's shape)")
+	}
+	if (opts.Focus != "" || opts.SubsetFile != "") && len(opts.Suites) != 1 {
+		return false, fmt.Errorf("--focus and --subset-file narrow one suite: name it with --suite")
 	}
 	e2eTest, err := k8sbuild.EnsureE2E(l.CacheDir, l.K8sVersion, out)
 	if err != nil {
@@ -66,16 +72,38 @@ func (l *Lab) RunConformance(ctx context.Context, opts ConformanceOptions, out i
 		if err != nil {
 			return false, err
 		}
-		if opts.Focus != "" {
+		var subset []string
+		switch {
+		case opts.Focus != "":
 			suite.Focus = opts.Focus
+		case opts.SubsetFile != "":
+			if subset, suite.Focus, err = conformance.Subset(opts.SubsetFile, suite); err != nil {
+				return false, err
+			}
 		}
 		rep, err := l.runSuite(ctx, e2eTest, suite, skip, opts, out)
 		if err != nil {
 			return false, err
 		}
 		reports = append(reports, rep)
-		if rep.Counts.Failed > 0 || rep.ExitCode != 0 {
+		c := rep.Counts
+		if c.Failed > 0 || rep.ExitCode != 0 {
 			ok = false
+		}
+		if c.Failed == 0 && rep.ExitCode != 0 {
+			fmt.Fprintf(out, "%s: e2e.test exited %d with no spec failed; see %s\n", suite.Name, rep.ExitCode, filepath.Join(opts.ReportDir, suite.Name, "e2e.log"))
+		}
+		if c.Skipped > c.SkippedByList {
+			ok = false
+			for _, r := range c.Results {
+				if r.Status == "skipped" && r.Message != "skip list" {
+					fmt.Fprintf(out, "SKIPPED at run time, and not on the skip list: %s\n    %s\n", r.Name, firstLine(r.Message))
+				}
+			}
+		}
+		if missing := conformance.Unmatched(subset, c.Results); len(missing) > 0 {
+			ok = false
+			fmt.Fprintf(out, "%s: no spec matches these lines of %s: %q\n", suite.Name, opts.SubsetFile, missing)
 		}
 	}
 	b, err := json.MarshalIndent(struct {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -85,6 +86,42 @@ func SkipRegex(skips []Skip) string {
 	return strings.Join(parts, "|")
 }
 
+// Subset reads a subset file: one spec name, or part of one, per line,
+// taken literally (names hold parentheses and dots); blank lines and lines
+// starting with # are left out. It returns the lines and the focus
+// expression that keeps suite's selection and adds one of the lines.
+func Subset(path string, suite Suite) ([]string, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var lines, quoted []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		lines = append(lines, l)
+		quoted = append(quoted, regexp.QuoteMeta(l))
+	}
+	if len(lines) == 0 {
+		return nil, "", fmt.Errorf("%s: no spec names", path)
+	}
+	return lines, "(?:" + suite.Focus + ").*(?:" + strings.Join(quoted, "|") + ")", nil
+}
+
+// Unmatched lists the subset lines no result's name contains: a spec
+// renamed upstream must fail the run, not silently drop out of it.
+func Unmatched(lines []string, results []Result) []string {
+	var out []string
+	for _, l := range lines {
+		if !slices.ContainsFunc(results, func(r Result) bool { return strings.Contains(r.Name, l) }) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Args are e2e.test's arguments for one suite run.
 type Args struct {
 	Kubeconfig, Kubectl string
@@ -108,6 +145,8 @@ func (a Args) List() []string {
 		"--ginkgo.focus=" + a.Focus,
 		"--ginkgo.timeout=" + a.Timeout,
 		"--ginkgo.no-color",
+		// A focus that matches nothing is a mistake, not a pass.
+		"--ginkgo.fail-on-empty",
 		"--ginkgo.v",
 		// Log dumps ssh into nodes, which the lab has not got.
 		"--disable-log-dump",
@@ -131,7 +170,7 @@ type Counts struct {
 	Passed, Failed, Skipped int
 	// SkippedByList are the skips the skip file made; the others skipped
 	// themselves at run time (a missing feature, a node count), with the
-	// spec's own message.
+	// spec's own message, and fail the run: an exclusion nobody explained.
 	SkippedByList int
 	Results       []Result
 }
@@ -188,7 +227,22 @@ func ParseJUnit(r io.Reader, focus, skip string) (Counts, error) {
 	for _, s := range rep.Suites {
 		for _, tc := range s.Cases {
 			name, ok := strings.CutPrefix(tc.Name, "[It] ")
-			if !ok || !focusRE.MatchString(name) {
+			if !ok {
+				// A suite-level node ([SynchronizedBeforeSuite], …) that
+				// failed failed every spec after it: say so.
+				if tc.Failure != nil || tc.Error != nil {
+					res := Result{Name: tc.Name, Status: "failed", Seconds: tc.Time}
+					if tc.Failure != nil {
+						res.Message = tc.Failure.String()
+					} else {
+						res.Message = tc.Error.String()
+					}
+					c.Failed++
+					c.Results = append(c.Results, res)
+				}
+				continue
+			}
+			if !focusRE.MatchString(name) {
 				continue
 			}
 			res := Result{Name: name, Seconds: tc.Time}

@@ -15,6 +15,9 @@ const report = `<?xml version="1.0" encoding="UTF-8"?>
 <testsuites tests="6" disabled="0" errors="0" failures="1" time="50">
   <testsuite name="Kubernetes e2e suite" package="/" tests="6">
     <testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" status="passed" time="1.5"></testcase>
+    <testcase name="[SynchronizedAfterSuite]" classname="Kubernetes e2e suite" status="failed" time="0.5">
+      <failure message="" type="failed">[FAILED] cleanup failed</failure>
+    </testcase>
     <testcase name="[It] [sig-network] Services should serve a basic endpoint from pods [Conformance]" classname="Kubernetes e2e suite" status="passed" time="12.5"></testcase>
     <testcase name="[It] [sig-network] DNS should provide DNS for services [Conformance]" classname="Kubernetes e2e suite" status="failed" time="30">
       <failure message="" type="failed">[FAILED] timed out waiting for dig&#xA;In [It] at: dns.go:1</failure>
@@ -40,7 +43,7 @@ func TestParseJUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Passed != 1 || c.Failed != 1 || c.Skipped != 2 || c.SkippedByList != 1 || len(c.Results) != 4 {
+	if c.Passed != 1 || c.Failed != 2 || c.Skipped != 2 || c.SkippedByList != 1 || len(c.Results) != 5 {
 		t.Fatalf("counts %+v", c)
 	}
 	for _, r := range c.Results {
@@ -52,6 +55,10 @@ func TestParseJUnit(t *testing.T) {
 		case strings.Contains(r.Name, "HostPort"):
 			if r.Status != "skipped" || r.Message != "skip list" {
 				t.Errorf("listed skip %+v", r)
+			}
+		case strings.Contains(r.Name, "AfterSuite"):
+			if r.Status != "failed" || r.Message != "[FAILED] cleanup failed" {
+				t.Errorf("suite-level failure %+v", r)
 			}
 		case strings.Contains(r.Name, "session affinity"):
 			if r.Status != "skipped" || !strings.Contains(r.Message, "node OS distro") {
@@ -104,5 +111,42 @@ func TestRepoSkipFile(t *testing.T) {
 	}
 	if len(skips) == 0 {
 		t.Fatal("empty skip list")
+	}
+}
+
+func TestSubset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "subset.txt")
+	content := "# comment\n\nshould deny (even if allowed)\n  API should support creating NetworkPolicy API operations  \n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	suite, _ := SuiteByName("netpol")
+	lines, focus, err := Subset(path, suite)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("lines %q, %v", lines, err)
+	}
+	re := regexp.MustCompile(focus)
+	for name, want := range map[string]bool{
+		"[sig-network] Netpol NetworkPolicy between server and client should deny (even if allowed) [Feature:NetworkPolicy]": true,
+		"[sig-network] Netpol API should support creating NetworkPolicy API operations":                                      true,
+		"[sig-network] Netpol NetworkPolicy between server and client should deny even if allowed":                           false, // literal, not a group
+		"[sig-node] Pods should deny (even if allowed)":                                                                      false, // outside the suite
+		"[sig-network] Netpol NetworkPolicy should support a 'default-deny-ingress' policy":                                  false,
+	} {
+		if re.MatchString(name) != want {
+			t.Errorf("focus %s on %q: %v, want %v", focus, name, !want, want)
+		}
+	}
+	results := []Result{{Name: "[sig-network] Netpol API should support creating NetworkPolicy API operations"}}
+	if got := Unmatched(lines, results); len(got) != 1 || got[0] != "should deny (even if allowed)" {
+		t.Errorf("unmatched %q", got)
+	}
+	for _, empty := range []string{"", "# only a comment\n\n"} {
+		if err := os.WriteFile(path, []byte(empty), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Subset(path, suite); err == nil {
+			t.Errorf("subset %q accepted", empty)
+		}
 	}
 }
