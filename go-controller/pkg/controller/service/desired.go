@@ -29,19 +29,20 @@ const (
 type Inputs struct {
 	Service *corev1.Service // nil: the service is gone
 	Slices  []*discoveryv1.EndpointSlice
-	// Nodes matter only to services with a Local traffic policy
-	// (NeedsNodes); the controller fills them in only for those.
+	// Nodes matter only to services with per-node load balancers (a
+	// Local traffic policy, or NodePorts with ClientIP affinity:
+	// NeedsNodes); the controller fills them in only for those.
 	Nodes []Node
 }
 
 // Node is what per-node load balancers need to know about a node.
 type Node struct {
 	Name string
-	// Switch: the node's logical switch exists, so an
-	// internalTrafficPolicy Local load balancer can be attached to it.
+	// Switch: the node's logical switch exists, so a per-node load
+	// balancer can be attached to it.
 	Switch bool
 	// GatewayIP is the node IP, valid only when the node's gateway router
-	// exists (externalTrafficPolicy Local load balancers live there).
+	// exists (per-node NodePort load balancers live there).
 	GatewayIP netip.Addr
 }
 
@@ -377,7 +378,8 @@ func (d *desired) protocol(proto corev1.Protocol, ports []svcPort, eps map[portK
 	}
 }
 
-// nodeLBs builds one node's load balancers for the Local policies.
+// nodeLBs builds one node's load balancers: NodePorts of ClientIP-affinity
+// services, and those of the Local policies.
 func (d *desired) nodeLBs(proto corev1.Protocol, ports []svcPort, eps map[portKey][]endpoint, n Node) {
 	ns, name, p := d.svc.Namespace, d.svc.Name, string(proto)
 	if nodePortsPerNode(d.svc) && n.GatewayIP.Is4() {

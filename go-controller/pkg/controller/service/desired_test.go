@@ -361,6 +361,12 @@ func TestNeedsNodes(t *testing.T) {
 			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 		}), true},
 		{"ClusterIP with ClientIP affinity", testService(func(s *corev1.Service) { s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP }), false},
+		{"LoadBalancer with ClientIP affinity without node ports", testService(func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.SessionAffinity = corev1.ServiceTypeLoadBalancer, corev1.ServiceAffinityClientIP
+		}), false},
+		{"NodePort Local with ClientIP affinity", testService(nodePortService(corev1.ServiceExternalTrafficPolicyLocal), func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		}), true},
 		{"LoadBalancer Local without node ports", testService(func(s *corev1.Service) {
 			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyLocal
 		}), false},
