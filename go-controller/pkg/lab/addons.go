@@ -7,31 +7,38 @@ import (
 	"path/filepath"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/coredns"
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/e2eimages"
 	"github.com/kovn-io/kovn/go-controller/pkg/lab/k8sbuild"
 )
 
-// addonImages are the images of the add-ons the lab was asked for, built
-// before the hosts start so every node imports them with the others.
+// addonImages builds the images of the add-ons the lab was asked for,
+// before the hosts start so every node imports them with the others: the
+// upstream e2e images, recorded in l.Images, and CoreDNS's, returned for
+// buildImages to pack. Both hold the one CoreDNS binary.
 func (l *Lab) addonImages() ([]labImage, error) {
-	var ims []labImage
-	if l.ClusterDNS {
-		bin, err := coredns.EnsureBinary(l.CacheDir, os.Stdout)
-		if err != nil {
+	if !l.ClusterDNS && !l.E2EImages {
+		return nil, nil
+	}
+	coreDNS, err := coredns.EnsureBinary(l.CacheDir, os.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	if l.E2EImages {
+		if err := l.buildE2EImages(coreDNS); err != nil {
 			return nil, err
 		}
-		ims = append(ims, labImage{role: "coredns", repo: "kovn.local/coredns", binary: bin, inside: "/coredns"})
 	}
-	return ims, nil
+	if !l.ClusterDNS {
+		return nil, nil
+	}
+	return []labImage{{role: "coredns", repo: "kovn.local/coredns", binary: coreDNS, inside: "/coredns"}}, nil
 }
 
 // buildE2EImages builds e2e.test and the upstream images it names, and
 // records them under their roles (e2eimages.Role), whose tarballs are
 // where imageTarball expects them.
-func (l *Lab) buildE2EImages() error {
+func (l *Lab) buildE2EImages(coreDNS string) error {
 	e2eTest, err := k8sbuild.EnsureE2E(l.CacheDir, l.K8sVersion, os.Stdout)
 	if err != nil {
 		return err
@@ -45,10 +52,6 @@ func (l *Lab) buildE2EImages() error {
 		return err
 	}
 	src, err := k8sbuild.SourceDir(l.CacheDir, l.K8sVersion)
-	if err != nil {
-		return err
-	}
-	coreDNS, err := coredns.EnsureBinary(l.CacheDir, os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -91,17 +94,12 @@ func (l *Lab) deployDNS(ctx context.Context) error {
 		return err
 	}
 	return waitFor("CoreDNS ready", 3*time.Minute, func() error {
-		d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		err := deploymentReady(ctx, cs, "kube-system", "coredns")
 		if err != nil {
-			return err
-		}
-		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != replicas(d.Spec.Replicas) || d.Status.ReadyReplicas != replicas(d.Spec.Replicas) {
-			err := fmt.Errorf("deployment kube-system/coredns: %d of %d ready", d.Status.ReadyReplicas, replicas(d.Spec.Replicas))
 			if why := podProblems(ctx, cs, "kube-system"); why != "" {
 				return fmt.Errorf("%w; %s", err, why)
 			}
-			return err
 		}
-		return nil
+		return err
 	})
 }

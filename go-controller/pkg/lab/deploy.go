@@ -242,12 +242,8 @@ func workloadsReady(ctx context.Context, cs kubernetes.Interface, nodes int) err
 	if want := replicas(sts.Spec.Replicas); sts.Status.ReadyReplicas < want {
 		return fmt.Errorf("StatefulSet ovn-central: %d of %d ready", sts.Status.ReadyReplicas, want)
 	}
-	dep, err := cs.AppsV1().Deployments(kovnNamespace).Get(ctx, "kovn-controller", metav1.GetOptions{})
-	if err != nil {
+	if err := deploymentReady(ctx, cs, kovnNamespace, "kovn-controller"); err != nil {
 		return err
-	}
-	if want := replicas(dep.Spec.Replicas); dep.Status.AvailableReplicas < want {
-		return fmt.Errorf("Deployment kovn-controller: %d of %d available", dep.Status.AvailableReplicas, want)
 	}
 	ds, err := cs.AppsV1().DaemonSets(kovnNamespace).Get(ctx, "kovn-node", metav1.GetOptions{})
 	if err != nil {
@@ -255,6 +251,21 @@ func workloadsReady(ctx context.Context, cs kubernetes.Interface, nodes int) err
 	}
 	if !daemonSetReady(ds, nodes) {
 		return fmt.Errorf("DaemonSet kovn-node: %d of %d ready", ds.Status.NumberReady, nodes)
+	}
+	return nil
+}
+
+// deploymentReady is nil once a Deployment's current spec is rolled out
+// and every replica is ready and available.
+func deploymentReady(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	want := replicas(d.Spec.Replicas)
+	if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want ||
+		d.Status.ReadyReplicas != want || d.Status.AvailableReplicas < want {
+		return fmt.Errorf("Deployment %s/%s: %d of %d ready, %d available", ns, name, d.Status.ReadyReplicas, want, d.Status.AvailableReplicas)
 	}
 	return nil
 }

@@ -46,11 +46,6 @@ func (l *Lab) buildImages() error {
 			return err
 		}
 	}
-	if l.E2EImages {
-		if err := l.buildE2EImages(); err != nil {
-			return err
-		}
-	}
 	addons, err := l.addonImages()
 	if err != nil {
 		return err
