@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -218,19 +219,44 @@ func (c *Controller) syncPolicy(ctx context.Context, key string) error {
 	if pe := x.policies[key]; pe != nil && !pe.reported {
 		problems, pe.reported = pe.c.Problems, true
 	}
-	b := x.newBuild(c.nb)
-	err = b.policy(key, ns, name)
-	if err != nil {
-		x.finish(b, false)
-	}
 	x.mu.Unlock()
 	for _, p := range problems {
 		c.problems.Report(np, "NetworkPolicy", p.Reason, p.Message)
 	}
+	b, err := c.buildPolicy(ctx, key, ns, name)
 	if err != nil {
 		return err
 	}
 	return c.commit(ctx, "policy "+key, b)
+}
+
+// buildPolicy builds a policy's ops, waiting while a shared row it needs
+// is in another sync's transaction. Policies of one namespace created
+// together all need the isolation group the first one inserts, and
+// selector sets are shared by many policies: failing those syncs would
+// park them in the queue's backoff long after the row has landed, while
+// the transaction they wait for takes a few milliseconds. The wait holds
+// no marks, so two waiting syncs cannot wait for each other.
+func (c *Controller) buildPolicy(ctx context.Context, key, ns, name string) (*build, error) {
+	x := c.idx
+	for {
+		x.mu.Lock()
+		b := x.newBuild(c.nb)
+		err := b.policy(key, ns, name)
+		if err != nil {
+			x.finish(b, false)
+		}
+		settled := x.settled
+		x.mu.Unlock()
+		if !errors.Is(err, errPending) {
+			return b, err
+		}
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // commit sends a build's ops and settles its marks; policies it names for

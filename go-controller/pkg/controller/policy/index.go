@@ -167,6 +167,9 @@ type index struct {
 	// isolation port groups) a transaction in flight inserts or deletes;
 	// another sync must not build on them until it lands.
 	pending map[string]int
+	// settled is closed (and replaced) whenever a pending row's
+	// transaction ends, waking the syncs that wait for it.
+	settled chan struct{}
 }
 
 func newIndex() *index {
@@ -176,6 +179,7 @@ func newIndex() *index {
 		selByNS: map[string]map[string]*selEntry{}, nsSelectors: map[string]*selEntry{},
 		policies: map[string]*policyEntry{}, policiesByNS: map[string]map[string]*policyEntry{},
 		named: map[string]*policyEntry{}, orphans: map[string]bool{}, pending: map[string]int{},
+		settled: make(chan struct{}),
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 
 // errPending: a shared row this sync needs is being inserted or deleted by
 // another sync's transaction; building on the cache now would insert it a
-// second time or change a row about to go. Retried with backoff.
+// second time or change a row about to go. A policy sync waits for that
+// transaction (index.settled) and builds again.
 var errPending = errors.New("a shared row is being created or deleted by another sync")
 
 // build collects one sync's ops; its methods run with the index locked.
@@ -51,10 +52,16 @@ func (b *build) mark(name string) {
 // finish ends a build once its transaction (if any) is over; with the
 // index locked.
 func (x *index) finish(b *build, committed bool) {
+	freed := false
 	for _, m := range b.marks {
 		if x.pending[m]--; x.pending[m] <= 0 {
 			delete(x.pending, m)
+			freed = true
 		}
+	}
+	if freed {
+		close(x.settled)
+		x.settled = make(chan struct{})
 	}
 	b.marks = nil
 	if committed {
