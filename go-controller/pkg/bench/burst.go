@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,13 +72,38 @@ func timeline(t0 time.Time, answered []time.Time, ports map[string]time.Time) []
 	}
 }
 
+// BurstSamples are a burst's per-item latencies, each sorted, in ms: the
+// distributions whose summaries the result gives (apiCreateLatency,
+// latencyFromCreate, latencyFromAnswer), kept whole so that kovn-bench
+// plot can draw them. Reports from before they were kept lack them.
+type BurstSamples struct {
+	APICreateMs         []float64 `json:"apiCreateMs,omitempty"`
+	LatencyFromCreateMs []float64 `json:"latencyFromCreateMs,omitempty"`
+	LatencyFromAnswerMs []float64 `json:"latencyFromAnswerMs,omitempty"`
+}
+
+func (b burstTimes) samples() BurstSamples {
+	return BurstSamples{APICreateMs: sortedMs(b.api), LatencyFromCreateMs: sortedMs(b.fromCreate), LatencyFromAnswerMs: sortedMs(b.fromAnswer)}
+}
+
+// sortedMs is ds in ms, sorted: the form every kept sample takes.
+func sortedMs(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = ms(d)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // BaselineResult is the API server's cost of a pod burst on its own.
 type BaselineResult struct {
 	Workload            Workload           `json:"workload"`
 	APICreateSeconds    float64            `json:"apiCreateSeconds"`
 	APICreatesPerSecond float64            `json:"apiCreatesPerSecond"`
 	APICreateLatency    Dist               `json:"apiCreateLatency"`
-	NBTransactions      float64            `json:"nbTransactions"` // the leader's, should be 0
+	APICreateMs         []float64          `json:"apiCreateMs,omitempty"` // every pod's, sorted
+	NBTransactions      float64            `json:"nbTransactions"`        // the leader's, should be 0
 	ComponentCPUSeconds map[string]float64 `json:"componentCpuSeconds"`
 	CPUWindowSeconds    float64            `json:"cpuWindowSeconds"`
 	APIServer           map[string]APIStat `json:"apiServer"`
@@ -139,7 +165,7 @@ func RunBaseline(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 	for i := range sent {
 		api[i] = answered[i].Sub(sent[i])
 	}
-	res.APICreateLatency = Summarise(api)
+	res.APICreateLatency, res.APICreateMs = Summarise(api), sortedMs(api)
 	if mAfter, err := settle(ctx, sc, leader, time.Second, 10*time.Second); err == nil {
 		res.NBTransactions = mAfter.Sum("kovn_nb_transactions_total") - mBefore.Sum("kovn_nb_transactions_total")
 	}

@@ -30,6 +30,7 @@ type PodsResult struct {
 	LatencyFromCreate      Dist    `json:"latencyFromCreate"`      // per pod: create sent → its LSP
 	LatencyFromAnswer      Dist    `json:"latencyFromAnswer"`      // per pod: create answered → its LSP
 	LateDetected           int     `json:"lateDetected"`           // LSPs seen by rescan, not event (should be 0)
+	BurstSamples                   // every pod's latencies of the three above
 
 	NBTransactionsPerPod float64 `json:"nbTransactionsPerPod"`
 	NBOperationsPerPod   float64 `json:"nbOperationsPerPod"`
@@ -125,6 +126,7 @@ func (r *PodsResult) fill(names []string, sent, answered []time.Time, ports map[
 	r.AllPortsSeconds, r.AfterLastCreateSeconds, r.PodsPerSecond = b.allSeconds(), b.afterLast(), b.doneRate()
 	r.LateDetected = late
 	r.APICreateLatency, r.LatencyFromCreate, r.LatencyFromAnswer = Summarise(b.api), Summarise(b.fromCreate), Summarise(b.fromAnswer)
+	r.BurstSamples = b.samples()
 	r.Timeline = timeline(b.t0, answered, ports)
 }
 

@@ -231,6 +231,7 @@ type PoliciesResult struct {
 	LatencyFromCreate      Dist    `json:"latencyFromCreate"` // per policy: create sent → its port group with ACL and ports
 	LatencyFromAnswer      Dist    `json:"latencyFromAnswer"` // per policy: create answered → the same
 	LateDetected           int     `json:"lateDetected"`
+	BurstSamples                   // every policy's latencies of the three above
 
 	NBTransactionsPerPolicy float64 `json:"nbTransactionsPerPolicy"`
 	Costs                           // first create → all rows as expected
@@ -346,6 +347,7 @@ func RunPolicies(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 	res.APICreateSeconds, res.APICreatesPerSecond = b.apiSeconds(), b.apiRate()
 	res.AllPoliciesSeconds, res.AfterLastCreateSeconds = b.allSeconds(), b.afterLast()
 	res.APICreateLatency, res.LatencyFromCreate, res.LatencyFromAnswer = Summarise(b.api), Summarise(b.fromCreate), Summarise(b.fromAnswer)
+	res.BurstSamples = b.samples()
 	res.LateDetected = late1 + late2
 	res.NBTransactionsPerPolicy = ratio(res.NBTransactions, float64(len(refs)))
 	ph.settled(ctx, &res.Costs)

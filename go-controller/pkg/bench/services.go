@@ -226,6 +226,7 @@ type ServicesResult struct {
 	LatencyFromCreate      Dist    `json:"latencyFromCreate"`       // per service: Service create sent → LB with backends
 	LatencyFromAnswer      Dist    `json:"latencyFromAnswer"`       // per service: slice create answered → LB with backends
 	LateDetected           int     `json:"lateDetected"`
+	BurstSamples                   // every service's latencies of the three above
 
 	NBTransactionsPerService float64 `json:"nbTransactionsPerService"`
 	NBOperationsPerService   float64 `json:"nbOperationsPerService"`
@@ -341,6 +342,7 @@ func RunServices(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 	res.APICreateSeconds, res.APICreatesPerSecond = b.apiSeconds(), b.apiRate()
 	res.AllLBsSeconds, res.AfterLastCreateSeconds = b.allSeconds(), b.afterLast()
 	res.APICreateLatency, res.LatencyFromCreate, res.LatencyFromAnswer = Summarise(b.api), Summarise(b.fromCreate), Summarise(b.fromAnswer)
+	res.BurstSamples = b.samples()
 	res.LateDetected = late
 	n := float64(len(refs))
 	res.NBTransactionsPerService, res.NBOperationsPerService = ratio(res.NBTransactions, n), ratio(res.NBOperations, n)
