@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,7 @@ type PodsResult struct {
 	LatencyFromAnswer      Dist    `json:"latencyFromAnswer"`      // per pod: create answered → its LSP
 	LateDetected           int     `json:"lateDetected"`           // LSPs seen by rescan, not event (should be 0)
 	BurstSamples                   // every pod's latencies of the three above
+	WatchSplit                     // latencyFromAnswer split at kovn-bench's own watch of the pods
 
 	NBTransactionsPerPod float64 `json:"nbTransactionsPerPod"`
 	NBOperationsPerPod   float64 `json:"nbOperationsPerPod"`
@@ -89,14 +91,20 @@ func RunPods(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts Pods
 	}
 	res.NamespaceSetupSeconds = secs(d)
 
-	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	refs := wl.PodList()
+	names, keys := make([]string, len(refs)), make([]string, len(refs))
+	for i, r := range refs {
+		names[i], keys[i] = r.PortName(), r.Key()
+	}
+	// Started before the phase: its list and sync are not the phase's.
+	pw, err := startPodWatch(ctx, cs, namespacesOf(refs), len(refs), opts.Timeout)
 	if err != nil {
 		return res, err
 	}
-	refs := wl.PodList()
-	names := make([]string, len(refs))
-	for i, r := range refs {
-		names[i] = r.PortName()
+	defer pw.stop()
+	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	if err != nil {
+		return res, err
 	}
 	wait := w.Expect(nbdb.LogicalSwitchPortTable, names, false)
 	if at, _ := w.Times(wait); len(at) > 0 {
@@ -114,6 +122,12 @@ func RunPods(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts Pods
 	}
 	ports, late := w.Times(wait)
 	res.fill(names, sent, answered, ports, late)
+	// Every pod is in NB, so the watch has seen them all unless it lags
+	// or broke; the split then leaves the missing ones out.
+	if err := pw.waitSeen(ctx, keys, opts.Timeout); err != nil {
+		res.Warnings = append(res.Warnings, err.Error()+": the split answered → watch → LSP leaves them out")
+	}
+	res.WatchSplit = splitAtWatch(answered, pw.times(keys), timesOf(names, ports))
 	res.NBTransactionsPerPod = ratio(res.NBTransactions, float64(wl.Pods))
 	res.NBOperationsPerPod = ratio(res.NBOperations, float64(wl.Pods))
 	ph.settled(ctx, &res.Costs)
@@ -128,6 +142,17 @@ func (r *PodsResult) fill(names []string, sent, answered []time.Time, ports map[
 	r.APICreateLatency, r.LatencyFromCreate, r.LatencyFromAnswer = Summarise(b.api), Summarise(b.fromCreate), Summarise(b.fromAnswer)
 	r.BurstSamples = b.samples()
 	r.Timeline = timeline(b.t0, answered, ports)
+}
+
+// namespacesOf lists the namespaces of refs, each once, in their order.
+func namespacesOf(refs []PodRef) []string {
+	var out []string
+	for _, r := range refs {
+		if !slices.Contains(out, r.Namespace) {
+			out = append(out, r.Namespace)
+		}
+	}
+	return out
 }
 
 // timesOf lists the times of names, in their order.
@@ -182,6 +207,7 @@ func (r *PodsResult) rows() []row {
 			{"latency create → LSP", r.LatencyFromCreate.String()},
 			{"latency answered → LSP", r.LatencyFromAnswer.String()},
 		}...)
+		rows = append(rows, r.WatchSplit.rows()...)
 		rows = append(rows, r.Costs.rows("pod", r.Workload.Pods)...)
 	}
 	if r.LateDetected > 0 {

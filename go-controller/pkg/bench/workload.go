@@ -62,6 +62,9 @@ type PodRef struct {
 // PortName is the pod's logical switch port.
 func (p PodRef) PortName() string { return own.PodPort(p.Namespace, p.Name) }
 
+// Key is "namespace/name", as informers key pods.
+func (p PodRef) Key() string { return p.Namespace + "/" + p.Name }
+
 // PodList lists the workload's pods in creation order: namespace by
 // namespace, as W1 numbers them (pod-<j>-<k>), with nodes round-robin over
 // the global index. Pods that do not divide evenly go to the first
