@@ -38,10 +38,24 @@ type plotRun struct {
 			Services  int `json:"services"`
 			Endpoints int `json:"endpoints"`
 		} `json:"shape"`
-		Updates *struct {
+		LatencyFromCreateMs []float64 `json:"latencyFromCreateMs"`
+		Updates             *struct {
 			LatencyFromAnswerMs []float64 `json:"latencyFromAnswerMs"`
 		} `json:"endpointUpdates"`
 	} `json:"services"`
+	Pods *struct {
+		Workload struct {
+			Nodes int `json:"nodes"`
+			Pods  int `json:"pods"`
+		} `json:"workload"`
+		LatencyFromCreateMs []float64 `json:"latencyFromCreateMs"`
+		WatchFromAnswerMs   []float64 `json:"watchFromAnswerMs"`
+		PortFromWatchMs     []float64 `json:"portFromWatchMs"`
+	} `json:"pods"`
+	Policies *struct {
+		Policies            int       `json:"policies"`
+		LatencyFromCreateMs []float64 `json:"latencyFromCreateMs"`
+	} `json:"policies"`
 }
 
 type plotReady struct {
@@ -68,31 +82,77 @@ func (f *figure) add(label string, run int, ms []float64) {
 	}
 }
 
-// figures gathers the samples of every run into the figures they belong to.
+// figures gathers the samples of every run into the figures they belong
+// to, in the order the scenarios run.
 func figures(runs []plotRun) []*figure {
 	enforce := &figure{file: "enforce.png", title: "enforce: deny policy created → first refused probe; deleted → first answered"}
 	ready := &figure{file: "podready.png", title: "pod-ready: pod create sent → Ready"}
+	pods := &figure{file: "pods.png", title: "pods: pod create sent → its logical switch port in NB"}
+	split := &figure{file: "pods-split.png", title: "pods: create answered → kovn-bench's watch saw the pod → its port in NB"}
+	services := &figure{file: "services.png", title: "services: Service create sent → its load balancer with its backends in NB"}
 	updates := &figure{file: "services-endpoint-update.png", title: "services: endpoint update answered → VIP value changed in NB"}
+	policies := &figure{file: "policies.png", title: "policies: create sent → its port group with its ACLs and ports in NB"}
 	for i, r := range runs {
-		if e := r.Enforce; e != nil {
-			for _, c := range e.Clients {
-				enforce.add(c.Kind+" deny", i, c.DenyMs)
-				enforce.add(c.Kind+" restore", i, c.RestoreMs)
-			}
-		}
-		if p := r.PodReady; p != nil {
-			if p.Burst != nil {
-				ready.add("burst", i, p.Burst.ReadyMs)
-			}
-			if p.Steady != nil {
-				ready.add("steady", i, p.Steady.ReadyMs)
-			}
-		}
-		if s := r.Services; s != nil && s.Updates != nil {
-			updates.add(fmt.Sprintf("%d services × %d endpoints", s.Shape.Services, s.Shape.Endpoints), i, s.Updates.LatencyFromAnswerMs)
-		}
+		r.addEnforce(enforce, i)
+		r.addPodReady(ready, i)
+		r.addPods(pods, split, i)
+		r.addServices(services, updates, i)
+		r.addPolicies(policies, i)
 	}
-	return []*figure{enforce, ready, updates}
+	return []*figure{enforce, ready, pods, split, services, updates, policies}
+}
+
+func (r plotRun) addEnforce(f *figure, run int) {
+	if r.Enforce == nil {
+		return
+	}
+	for _, c := range r.Enforce.Clients {
+		f.add(c.Kind+" deny", run, c.DenyMs)
+		f.add(c.Kind+" restore", run, c.RestoreMs)
+	}
+}
+
+func (r plotRun) addPodReady(f *figure, run int) {
+	if r.PodReady == nil {
+		return
+	}
+	if b := r.PodReady.Burst; b != nil {
+		f.add("burst", run, b.ReadyMs)
+	}
+	if s := r.PodReady.Steady; s != nil {
+		f.add("steady", run, s.ReadyMs)
+	}
+}
+
+// addPods names a run's lines by its shape: runs of several shapes
+// (W1, the smoke run, 50 nodes) share the figures.
+func (r plotRun) addPods(pods, split *figure, run int) {
+	p := r.Pods
+	if p == nil {
+		return
+	}
+	shape := fmt.Sprintf("%d pods / %d nodes", p.Workload.Pods, p.Workload.Nodes)
+	pods.add(shape, run, p.LatencyFromCreateMs)
+	split.add(shape+": answered → watch", run, p.WatchFromAnswerMs)
+	split.add(shape+": watch → port", run, p.PortFromWatchMs)
+}
+
+func (r plotRun) addServices(services, updates *figure, run int) {
+	s := r.Services
+	if s == nil {
+		return
+	}
+	shape := fmt.Sprintf("%d services × %d endpoints", s.Shape.Services, s.Shape.Endpoints)
+	services.add(shape, run, s.LatencyFromCreateMs)
+	if s.Updates != nil {
+		updates.add(shape, run, s.Updates.LatencyFromAnswerMs)
+	}
+}
+
+func (r plotRun) addPolicies(f *figure, run int) {
+	if p := r.Policies; p != nil {
+		f.add(fmt.Sprintf("%d policies", p.Policies), run, p.LatencyFromCreateMs)
+	}
 }
 
 // Plot writes into outDir one PNG per figure that has samples in data (a
@@ -201,8 +261,9 @@ func (f *figure) draw(path string) error {
 // logX says whether the x axis should be logarithmic: when the largest
 // sample is 30 times the smallest or more (enforce's restore tail of
 // seconds beside tens of ms), a linear axis crowds the bulk of every line
-// against 0. A sample of 0 (an endpoint update seen before its answer)
-// has no place on a log axis, so it keeps the axis linear.
+// against 0. A sample of 0 or less (an endpoint update seen before its
+// answer, a pod's watch event before its create's reply) has no place on
+// a log axis, so it keeps the axis linear.
 func (f *figure) logX() bool {
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range f.series {

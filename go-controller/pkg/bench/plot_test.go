@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// samplesJSON is a Results with every kind of sample: enforce and
-// services from their Go types (so that the plots' JSON names are checked
+// samplesJSON is a Results with every kind of sample: enforce, pods,
+// services and policies from their Go types (so that the plots' JSON names are checked
 // against theirs), pod-ready as raw JSON (its types live elsewhere).
 func samplesJSON(t *testing.T) []byte {
 	t.Helper()
@@ -19,8 +19,14 @@ func samplesJSON(t *testing.T) []byte {
 			{Kind: "same-node", DenyMs: []float64{31, 25, 42, 53}, RestoreMs: []float64{26, 331, 1970}},
 			{Kind: "other-node", DenyMs: []float64{23, 33}, RestoreMs: []float64{22, 131}},
 		}}},
-		{Scenario: "services", Services: &ServicesResult{Shape: W2(), Updates: &UpdatesResult{LatencyFromAnswerMs: []float64{3.2, 0, 11.5, 20.2}}}},
+		{Scenario: "pods", Pods: &PodsResult{Workload: Workload{Nodes: 5, Pods: 100},
+			BurstSamples: BurstSamples{LatencyFromCreateMs: []float64{40, 55, 90}},
+			WatchSplit:   WatchSplit{WatchFromAnswerMs: []float64{-0.4, 1.2, 3}, PortFromWatchMs: []float64{30, 52, 88}}}},
+		{Scenario: "pods", Pods: &PodsResult{Workload: W1(), BurstSamples: BurstSamples{LatencyFromCreateMs: []float64{2120, 2640}}}},
+		{Scenario: "services", Services: &ServicesResult{Shape: W2(), BurstSamples: BurstSamples{LatencyFromCreateMs: []float64{390, 680}},
+			Updates: &UpdatesResult{LatencyFromAnswerMs: []float64{3.2, 0, 11.5, 20.2}}}},
 		{Scenario: "services", Services: &ServicesResult{Shape: ServiceShape{Services: 500, Endpoints: 5}, Updates: &UpdatesResult{LatencyFromAnswerMs: []float64{3}}}},
+		{Scenario: "policies", Policies: &PoliciesResult{Policies: 200, BurstSamples: BurstSamples{LatencyFromCreateMs: []float64{20, 50, 487}}}},
 	}}
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -59,7 +65,7 @@ func TestPlotWritesPNGs(t *testing.T) {
 			t.Errorf("%s: %v", f, b)
 		}
 	}
-	if want := []string{"enforce.png", "podready.png", "services-endpoint-update.png"}; !slices.Equal(names, want) {
+	if want := []string{"enforce.png", "podready.png", "pods.png", "pods-split.png", "services.png", "services-endpoint-update.png", "policies.png"}; !slices.Equal(names, want) {
 		t.Errorf("wrote %v, want %v", names, want)
 	}
 }
@@ -79,8 +85,12 @@ func TestPlotSeries(t *testing.T) {
 		"enforce.png: same-node deny", "enforce.png: same-node restore",
 		"enforce.png: other-node deny", "enforce.png: other-node restore",
 		"podready.png: burst", "podready.png: steady",
+		"pods.png: 100 pods / 5 nodes", "pods.png: 1000 pods / 3 nodes",
+		"pods-split.png: 100 pods / 5 nodes: answered → watch", "pods-split.png: 100 pods / 5 nodes: watch → port",
+		"services.png: 200 services × 5 endpoints",
 		"services-endpoint-update.png: 200 services × 5 endpoints",
 		"services-endpoint-update.png: 500 services × 5 endpoints",
+		"policies.png: 200 policies",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("series %q, want %q", got, want)
@@ -98,7 +108,9 @@ func TestPlotNoSamples(t *testing.T) {
 	res, err := json.Marshal(Results{Runs: []Report{
 		{Scenario: "enforce", Enforce: &EnforceResult{Clients: []EnforceClient{{Kind: "same-node", Deny: Dist{N: 3}}}}},
 		{Scenario: "services", Services: &ServicesResult{Updates: &UpdatesResult{Updates: 100}}},
-		{Scenario: "pods", Pods: &PodsResult{}},
+		{Scenario: "pods", Pods: &PodsResult{LatencyFromCreate: Dist{N: 1000}}},
+		{Scenario: "policies", Policies: &PoliciesResult{LatencyFromCreate: Dist{N: 200}}},
+		{Scenario: "services", Services: &ServicesResult{LatencyFromCreate: Dist{N: 200}}},
 	}})
 	if err != nil {
 		t.Fatal(err)
