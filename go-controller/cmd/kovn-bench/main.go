@@ -83,7 +83,7 @@ func podsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pods",
 		Usage: "pod programming: simulated nodes, pods created as fast as the API takes them, until every port is in NB",
-		Flags: append(workloadFlags(), outFlag("_output/bench/pods.json")),
+		Flags: append(workloadFlags(), outFlag("_output/bench/pods.json"), perfFlag()),
 		Action: func(c *cli.Context) error {
 			return burst(c, "pods", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset, o bench.PodsOptions) (bool, error) {
 				res, err := bench.RunPods(c.Context, l, cs, o)
@@ -116,12 +116,16 @@ func burst(c *cli.Context, scenario string, run func(*bench.Report, *lab.Lab, *k
 	if err != nil {
 		return err
 	}
+	perf, err := perfOptions(c, scenario) // baseline has no --perf-hz: 0
+	if err != nil {
+		return err
+	}
 	l, cs, err := connect(c)
 	if err != nil {
 		return err
 	}
 	r := &bench.Report{Scenario: scenario, Env: bench.Describe(c.Context, l, cs)}
-	made, runErr := run(r, l, cs, bench.PodsOptions{Workload: wl, Timeout: c.Duration("timeout")})
+	made, runErr := run(r, l, cs, bench.PodsOptions{Workload: wl, Timeout: c.Duration("timeout"), Perf: perf})
 	// After a failure or an interrupt too (then even with --keep: nothing
 	// converged to keep): the lab is shared.
 	if made && (!c.Bool("keep") || runErr != nil) {
@@ -162,7 +166,7 @@ func servicesCommand() *cli.Command {
 			&cli.IntFlag{Name: "writers", Value: w2.Writers, Usage: "parallel API writers"},
 			&cli.IntFlag{Name: "updates", Value: w2.Updates, Usage: "EndpointSlice updates timed one at a time after convergence (0: none)"},
 			&cli.BoolFlag{Name: "selector", Usage: "give the services W2's selector app=s<m> (kube-controller-manager then adds slices of its own)"},
-			outFlag("_output/bench/services.json"),
+			outFlag("_output/bench/services.json"), perfFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			shape := bench.ServiceShape{Name: "w2", Services: c.Int("services"), Endpoints: c.Int("endpoints"),
@@ -170,8 +174,12 @@ func servicesCommand() *cli.Command {
 			if shape.Services != w2.Services || shape.Endpoints != w2.Endpoints {
 				shape.Name = "custom"
 			}
+			perf, err := perfOptions(c, "services")
+			if err != nil {
+				return err
+			}
 			return single(c, "services", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
-				res, err := bench.RunServices(c.Context, l, cs, bench.ServicesOptions{Shape: shape, Timeout: c.Duration("timeout")})
+				res, err := bench.RunServices(c.Context, l, cs, bench.ServicesOptions{Shape: shape, Timeout: c.Duration("timeout"), Perf: perf})
 				r.Services = res
 				return err
 			})
@@ -185,11 +193,15 @@ func policiesCommand() *cli.Command {
 		Usage: "W3 on a kept pods run and W2: 200 NetworkPolicies of four shapes, until every port group, ACL and selector set is in NB",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "writers", Value: 32, Usage: "parallel API writers"},
-			outFlag("_output/bench/policies.json"),
+			outFlag("_output/bench/policies.json"), perfFlag(),
 		},
 		Action: func(c *cli.Context) error {
+			perf, err := perfOptions(c, "policies")
+			if err != nil {
+				return err
+			}
 			return single(c, "policies", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {
-				res, err := bench.RunPolicies(c.Context, l, cs, bench.PoliciesOptions{Writers: c.Int("writers"), Timeout: c.Duration("timeout")})
+				res, err := bench.RunPolicies(c.Context, l, cs, bench.PoliciesOptions{Writers: c.Int("writers"), Timeout: c.Duration("timeout"), Perf: perf})
 				r.Policies = res
 				return err
 			})

@@ -22,7 +22,7 @@ func podReadyCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "steady phase: how long pods are created"},
 			&cli.DurationFlag{Name: "age", Value: d.Age, Usage: "steady phase: a pod is deleted this long after it became Ready"},
 			&cli.StringFlag{Name: "nodes", Usage: "comma-separated lab nodes the pods are bound to, round-robin (default: all)"},
-			outFlag("_output/bench/podready.json"),
+			outFlag("_output/bench/podready.json"), perfFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			o := bench.PodReadyOptions{Burst: c.Int("burst"), Writers: c.Int("writers"), Rate: c.Float64("rate"),
@@ -35,6 +35,10 @@ func podReadyCommand() *cli.Command {
 				}
 			}
 			if err := o.Validate(); err != nil {
+				return err
+			}
+			var err error
+			if o.Perf, err = perfOptions(c, "podready"); err != nil {
 				return err
 			}
 			return single(c, "podready", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset) error {

@@ -82,6 +82,13 @@ func TestParsePerfReport(t *testing.T) {
 		!strings.Contains(rows2[1].v, "link runtime.mapaccess2 12.1%") || !strings.Contains(rows2[1].v, "perf report -i x.perf.data") {
 		t.Errorf("table rows %q", rows2)
 	}
+	c := Costs{Profile: p}
+	ph := PodReadyPhase{Pods: 1, Profile: p}
+	for _, rs := range [][]row{c.rows("pod", 1), ph.rows("burst of 1", "burst", "")} {
+		if last := rs[len(rs)-1]; !strings.HasSuffix(last.k, "perf top symbols") {
+			t.Errorf("the scenario's table ends with %q, not the profile", last)
+		}
+	}
 }
 
 func TestParsePerfReportErrors(t *testing.T) {

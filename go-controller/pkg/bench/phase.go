@@ -28,6 +28,7 @@ type Costs struct {
 	CPUWindowSeconds         float64            `json:"cpuWindowSeconds"`         // wall time those cover (× cores = capacity)
 	LeaderMetricsDelta       map[string]float64 `json:"leaderMetricsDelta"`       // every kovn_* series that moved
 	APIServer                map[string]APIStat `json:"apiServer"`                // API requests and etcd disk syncs over the phase
+	Profile                  *CPUProfile        `json:"profile,omitempty"`        // perf's samples over the phase, every process
 	Warnings                 []string           `json:"warnings,omitempty"`
 }
 
@@ -44,11 +45,13 @@ type phase struct {
 	apiErr, etcdErr error
 	cpu             map[string]float64
 	start           time.Time
+	prof            *perfRecording
 }
 
 // beginPhase waits until the leader's NB counter has been still for
-// 300 ms (what came before is not the phase's) and takes the readings.
-func beginPhase(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Scraper, leader Replica) (*phase, error) {
+// 300 ms (what came before is not the phase's), takes the readings and
+// starts perf. Callers defer close, for the paths that never reach end.
+func beginPhase(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Scraper, leader Replica, perf PerfOptions) (*phase, error) {
 	m, err := settle(ctx, sc, leader, 300*time.Millisecond, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -61,9 +64,15 @@ func beginPhase(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Sc
 	// First: the scrapes themselves cost the API server CPU.
 	ph.api, ph.apiErr = APIServerMetrics(ctx, cs)
 	ph.etcd, ph.etcdErr = EtcdMetrics(ctx, sc)
+	// Last: perf's start (a second of reading every process' maps) is
+	// not the phase's CPU.
+	ph.prof = startProfile(perf)
 	ph.cpu, ph.start = CPUSnapshot(l), time.Now()
 	return ph, nil
 }
+
+// close stops perf if end did not: a phase that failed keeps no profile.
+func (ph *phase) close() { ph.prof.close() }
 
 // end takes the readings again, at once: the NB figures and CPU are those
 // of the programming, not of whatever the controller does later.
@@ -71,6 +80,7 @@ func (ph *phase) end(ctx context.Context, c *Costs) error {
 	pAfter, errP := ReadProc(ph.leader.Pid)
 	mAfter, errM := ph.sc.Scrape(ctx, ph.leader)
 	cpuAfter := CPUSnapshot(ph.l)
+	ph.prof.pause()
 	c.CPUWindowSeconds = secs(time.Since(ph.start))
 	if apiAfter, err := APIServerMetrics(ctx, ph.cs); err == nil && ph.apiErr == nil {
 		c.APIServer = APIStats(ph.api, apiAfter)
@@ -81,6 +91,11 @@ func (ph *phase) end(ctx context.Context, c *Costs) error {
 			c.APIServer = map[string]APIStat{}
 		}
 		maps.Copy(c.APIServer, APIStats(ph.etcd, etcdAfter))
+	}
+	// perf's stop and report take seconds: after every other reading.
+	var perr error
+	if c.Profile, perr = ph.prof.finish(ctx); perr != nil {
+		c.Warnings = append(c.Warnings, perr.Error())
 	}
 	if errP != nil || errM != nil {
 		return fmt.Errorf("leader after the run: proc: %v, metrics: %v", errP, errM)
@@ -114,14 +129,14 @@ func (ph *phase) settled(ctx context.Context, c *Costs) {
 // rows shows the costs; unit names what the per-item figures divide by
 // (n of them), resources the API resources worth showing.
 func (c *Costs) rows(unit string, n int, resources ...string) []row {
-	return []row{
+	return append([]row{
 		{fmt.Sprintf("NB transactions (per %s)", unit), fmt.Sprintf("%.0f (%.3f), %.0f errors; %.0f once settled", c.NBTransactions, ratio(c.NBTransactions, float64(n)), c.NBTransactionErrors, c.NBTransactionsSettled)},
 		{fmt.Sprintf("NB operations (per %s)", unit), fmt.Sprintf("%.0f (%.2f)", c.NBOperations, ratio(c.NBOperations, float64(n)))},
 		{"controller CPU", fmt.Sprintf("%.2f s", c.ControllerCPUSeconds)},
 		{"controller RSS", fmt.Sprintf("peak %s (VmHWM, since start), now %s, before %s", mb(c.ControllerPeakRSSBytes), mb(c.ControllerRSSBytes), mb(c.ControllerRSSBeforeBytes))},
 		{"CPU seconds, measured phase", fmt.Sprintf("in %.2f s: %s", c.CPUWindowSeconds, busiest(c.ComponentCPUSeconds, 8))},
 		{"API server (count, mean)", apiSummary(c.APIServer, resources...)},
-	}
+	}, c.Profile.rows("")...)
 }
 
 func warningRows(ws []string) []row {

@@ -39,6 +39,8 @@ type PodReadyOptions struct {
 	// Nodes the pods are bound to round-robin (spec.nodeName, so that the
 	// scheduler is not part of the figure); empty: every lab node.
 	Nodes []string
+	// Perf profiles each phase, into a file named after it.
+	Perf PerfOptions
 }
 
 // DefaultPodReady is the run of the benchmarks issue and docs/benchmarks.md.
@@ -98,6 +100,9 @@ type PodReadyPhase struct {
 	// and anything outside the lab): what bounds pod readiness.
 	CPUSeconds       map[string]float64 `json:"cpuSeconds,omitempty"`
 	CPUWindowSeconds float64            `json:"cpuWindowSeconds,omitempty"`
+	// Profile splits the same CPU by process name, "other"'s
+	// short-lived processes too, and by symbol.
+	Profile *CPUProfile `json:"profile,omitempty"`
 }
 
 // CNIPhase is one CNI ADD phase over a run's phase; the percentiles are
@@ -144,7 +149,7 @@ func (p PodReadyPhase) rows(title, short, how string) []row {
 	if len(p.CPUSeconds) > 0 {
 		rows = append(rows, row{short + ": CPU seconds", fmt.Sprintf("in %.1f s: %s", p.CPUWindowSeconds, busiest(p.CPUSeconds, 10))})
 	}
-	return rows
+	return append(rows, p.Profile.rows(short+": ")...)
 }
 
 // fmsShort shows small times (the annotation wait is a cache read, well
@@ -204,17 +209,26 @@ func RunPodReady(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o Pod
 		return nil, fmt.Errorf("service account %s/default: %w", PodReadyNamespace, err)
 	}
 	res = &PodReadyResult{Nodes: o.Nodes, Writers: o.Writers, Rate: o.Rate, DurationSeconds: secs(o.Duration), AgeSeconds: secs(o.Age)}
-	// measured runs one phase and records the machine's CPU around it.
-	measured := func(ph *PodReadyPhase, run func() (PodReadyPhase, error)) error {
+	// measured runs one phase and records the machine's CPU around it,
+	// and its profile, also of a phase that failed: where did it go?
+	measured := func(ph *PodReadyPhase, name string, run func() (PodReadyPhase, error)) error {
+		prof := startProfile(o.Perf.Phase(name))
+		defer prof.close()
 		before, start := CPUSnapshot(l), time.Now()
 		var err error
 		*ph, err = run()
-		ph.CPUSeconds, ph.CPUWindowSeconds = CPUDelta(before, CPUSnapshot(l)), secs(time.Since(start))
+		after := CPUSnapshot(l)
+		prof.pause()
+		ph.CPUSeconds, ph.CPUWindowSeconds = CPUDelta(before, after), secs(time.Since(start))
+		var perr error
+		if ph.Profile, perr = prof.finish(ctx); perr != nil {
+			res.Warnings = append(res.Warnings, name+": "+perr.Error())
+		}
 		return err
 	}
 	if o.Burst > 0 {
 		var warn []string
-		err = measured(&res.Burst, func() (PodReadyPhase, error) {
+		err = measured(&res.Burst, "burst", func() (PodReadyPhase, error) {
 			ph, w, err := podReadyBurst(ctx, cs, o, image)
 			warn = w
 			return ph, err
@@ -225,7 +239,7 @@ func RunPodReady(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o Pod
 		}
 	}
 	if o.Rate > 0 {
-		err = measured(&res.Steady, func() (PodReadyPhase, error) { return podReadySteady(ctx, cs, o, image) })
+		err = measured(&res.Steady, "steady", func() (PodReadyPhase, error) { return podReadySteady(ctx, cs, o, image) })
 		if err != nil {
 			return res, fmt.Errorf("steady: %w", err)
 		}

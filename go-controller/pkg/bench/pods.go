@@ -52,6 +52,7 @@ type TimelinePoint struct {
 type PodsOptions struct {
 	Workload Workload
 	Timeout  time.Duration // for each wait
+	Perf     PerfOptions   // profile of the pod phase (RunPods)
 }
 
 // RunPods runs the pod programming scenario. The objects it made are left
@@ -102,10 +103,11 @@ func RunPods(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts Pods
 		return res, err
 	}
 	defer pw.stop()
-	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	ph, err := beginPhase(ctx, l, cs, sc, leader, opts.Perf)
 	if err != nil {
 		return res, err
 	}
+	defer ph.close()
 	wait := w.Expect(nbdb.LogicalSwitchPortTable, names, false)
 	if at, _ := w.Times(wait); len(at) > 0 {
 		return res, fmt.Errorf("%d of the pods' ports were in NB before their pods were created", len(at))

@@ -252,6 +252,7 @@ type PoliciesResult struct {
 type PoliciesOptions struct {
 	Writers int
 	Timeout time.Duration
+	Perf    PerfOptions
 }
 
 // RunPolicies runs W3 on a kept pods run (and, as BENCH-WORKLOADS has
@@ -295,10 +296,11 @@ func RunPolicies(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 	}
 	defer w.Close()
 
-	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	ph, err := beginPhase(ctx, l, cs, sc, leader, opts.Perf)
 	if err != nil {
 		return res, err
 	}
+	defer ph.close()
 	groups := map[string]func(model.Model) bool{}
 	for name, want := range exp.Groups {
 		groups[name] = groupIs(want)

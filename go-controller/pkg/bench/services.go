@@ -258,6 +258,7 @@ type UpdatesResult struct {
 type ServicesOptions struct {
 	Shape   ServiceShape
 	Timeout time.Duration
+	Perf    PerfOptions // profile of the creates (the updates are one at a time, mostly idle)
 }
 
 // RunServices runs the services scenario on a kept pods run. What it
@@ -300,10 +301,11 @@ func RunServices(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 	defer w.Close()
 	res := &ServicesResult{Shape: shape, Leader: leader}
 
-	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	ph, err := beginPhase(ctx, l, cs, sc, leader, opts.Perf)
 	if err != nil {
 		return res, err
 	}
+	defer ph.close()
 	wait := w.ExpectRows(nbdb.LoadBalancerTable, want)
 	if at, _ := w.Times(wait); len(at) > 0 {
 		return res, fmt.Errorf("%d of the services' load balancers were in NB before their services were created", len(at))
@@ -399,7 +401,7 @@ func serviceRows(w *Watcher, refs []ServiceRef) (lbs, members int) {
 func runUpdates(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, sc *Scraper, leader Replica, w *Watcher,
 	kept *Kept, refs []ServiceRef, made []*discoveryv1.EndpointSlice, plan []EndpointUpdate, timeout time.Duration) (*UpdatesResult, error) {
 	res := &UpdatesResult{Updates: len(plan)}
-	ph, err := beginPhase(ctx, l, cs, sc, leader)
+	ph, err := beginPhase(ctx, l, cs, sc, leader, PerfOptions{})
 	if err != nil {
 		return res, err
 	}
