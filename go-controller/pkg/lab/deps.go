@@ -16,6 +16,7 @@ func Packages() []string {
 		"etcd-server", "containerd", "runc", "containernetworking-plugins",
 		"iproute2", "iptables", "conntrack", "ethtool", "util-linux", "procps", "psmisc",
 		"kmod", "tcpdump", "mmdebstrap", "iputils-ping", "curl",
+		"linux-perf", // kovn-bench's CPU profiles (docs/benchmarks.md)
 	}
 }
 
