@@ -54,6 +54,9 @@ type CPUProfile struct {
 	ByCommand []CommandCPU `json:"byCommand"`
 	// TopSymbols are the busiest symbols of any command but swapper.
 	TopSymbols []SymbolCPU `json:"topSymbols"`
+	// GoSymbolsFrom are stripped Go binaries whose symbols kovn-bench read
+	// from their .gopclntab: perf report -i shows addresses for them.
+	GoSymbolsFrom []string `json:"goSymbolsFrom,omitempty"`
 }
 
 // CommandCPU is one command's samples.

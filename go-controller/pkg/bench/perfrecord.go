@@ -206,7 +206,14 @@ func (r *perfRecording) finish(ctx context.Context) (*CPUProfile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no CPU profile: %w", err)
 	}
+	var goSyms []string
+	if unresolved(rows) {
+		// Without the paths, addresses stay addresses: still a profile.
+		if out, err := exec.CommandContext(ctx, "perf", perfMmapArgs(r.o.File)...).Output(); err == nil {
+			rows, goSyms = resolveGoSymbols(rows, parseMmapPaths(string(out)))
+		}
+	}
 	p := summariseProfile(rows, r.o.Hz)
-	p.File, p.WindowSeconds = r.o.File, secs(r.off.Sub(r.on))
+	p.File, p.WindowSeconds, p.GoSymbolsFrom = r.o.File, secs(r.off.Sub(r.on)), goSyms
 	return p, nil
 }
