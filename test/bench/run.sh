@@ -28,8 +28,9 @@ if [ "${CI:-}" = true ] || ! $lab status >/dev/null 2>&1; then
   $lab down && $lab up --skip-deps --host-subnet-length 23 || exit 1
 fi
 mkdir -p "$out"
-# Plots too: one this run cannot draw must not pass for its.
-rm -f "$out"/run-*.json "$out"/plots/*.png
+# Plots and perf recordings too: one this run did not make must not pass
+# for its.
+rm -f "$out"/run-*.json "$out"/run-*.perf.data "$out"/plots/*.png
 rc=0
 step=0
 # run NAME ARGS…: one kovn-bench invocation, its report numbered in order.
