@@ -98,7 +98,7 @@ func baselineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "baseline",
 		Usage: "the pods burst with hostNetwork pods, which kovn leaves alone: the API server's share of a pods run",
-		Flags: append(workloadFlags(), outFlag("_output/bench/baseline.json")),
+		Flags: append(workloadFlags(), outFlag("_output/bench/baseline.json"), perfFlag()),
 		Action: func(c *cli.Context) error {
 			return burst(c, "baseline", func(r *bench.Report, l *lab.Lab, cs *kubernetes.Clientset, o bench.PodsOptions) (bool, error) {
 				res, err := bench.RunBaseline(c.Context, l, cs, o)
@@ -116,7 +116,7 @@ func burst(c *cli.Context, scenario string, run func(*bench.Report, *lab.Lab, *k
 	if err != nil {
 		return err
 	}
-	perf, err := perfOptions(c, scenario) // baseline has no --perf-hz: 0
+	perf, err := perfOptions(c, scenario)
 	if err != nil {
 		return err
 	}

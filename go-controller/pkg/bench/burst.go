@@ -107,6 +107,7 @@ type BaselineResult struct {
 	ComponentCPUSeconds map[string]float64 `json:"componentCpuSeconds"`
 	CPUWindowSeconds    float64            `json:"cpuWindowSeconds"`
 	APIServer           map[string]APIStat `json:"apiServer"`
+	Profile             *CPUProfile        `json:"profile,omitempty"` // perf's samples over the creates
 	Warnings            []string           `json:"warnings,omitempty"`
 }
 
@@ -144,6 +145,10 @@ func RunBaseline(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 		return res, err
 	}
 	apiBefore, errA := APIServerMetrics(ctx, cs)
+	// The API server's own profile of the burst, beside the pods run's:
+	// what it spends without kovn's watches, PATCHes and reads.
+	prof := startProfile(opts.Perf)
+	defer prof.close()
 	cpuBefore, cpuStart := CPUSnapshot(l), time.Now()
 	sent, answered, err := createPods(ctx, cs, wl.PodList(), wl.Writers, func(r PodRef) *corev1.Pod {
 		p := PodObj(r, l.Images["pause"])
@@ -154,9 +159,14 @@ func RunBaseline(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, opts 
 		return res, err
 	}
 	res.ComponentCPUSeconds, res.CPUWindowSeconds = CPUDelta(cpuBefore, CPUSnapshot(l)), secs(time.Since(cpuStart))
+	prof.pause()
 	if apiAfter, err := APIServerMetrics(ctx, cs); err == nil && errA == nil {
 		res.APIServer = APIStats(apiBefore, apiAfter)
 		res.Warnings = liveLookupWarning(res.APIServer)
+	}
+	var perr error
+	if res.Profile, perr = prof.finish(ctx); perr != nil {
+		res.Warnings = append(res.Warnings, perr.Error())
 	}
 	t0, last := apiPhase(sent, answered)
 	res.APICreateSeconds = secs(last.Sub(t0))
@@ -181,6 +191,7 @@ func (r *BaselineResult) rows() []row {
 		{"API server (count, mean)", apiSummary(r.APIServer)},
 		{"NB transactions (leader)", fmt.Sprintf("%.0f", r.NBTransactions)},
 	}
+	rows = append(rows, r.Profile.rows("")...)
 	for _, w := range r.Warnings {
 		rows = append(rows, row{"WARNING", w})
 	}
