@@ -50,13 +50,9 @@ func startReadyTracker(ctx context.Context, cs kubernetes.Interface, phase strin
 		return nil, err
 	}
 	t.factory.Start(t.stopCh)
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for _, ok := range t.factory.WaitForCacheSync(sctx.Done()) {
-		if !ok {
-			t.stop()
-			return nil, fmt.Errorf("pod informer not synced within %v: %w", timeout, cmp.Or(ctx.Err(), sctx.Err()))
-		}
+	if err := waitSynced(ctx, timeout, []informers.SharedInformerFactory{t.factory}); err != nil {
+		t.stop()
+		return nil, err
 	}
 	return t, nil
 }
