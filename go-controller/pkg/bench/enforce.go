@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +39,10 @@ type EnforceOptions struct {
 	Settle  time.Duration
 	Timeout time.Duration // per step
 
+	// LateLimit is how long a probe not answered within ProbeTimeout
+	// goes on to learn its full outcome (zero: DefaultLateLimit).
+	LateLimit time.Duration
+
 	ServerNode, SameNodeClient, OtherNodeClient string
 }
 
@@ -67,6 +73,7 @@ type EnforceResult struct {
 	ServerNode     string          `json:"serverNode"`
 	IntervalMs     float64         `json:"intervalMs"`
 	ProbeTimeoutMs float64         `json:"probeTimeoutMs"`
+	LateLimitMs    float64         `json:"lateLimitMs"`
 	SettleMs       float64         `json:"settleMs"`
 	Clients        []EnforceClient `json:"clients"`
 }
@@ -83,6 +90,10 @@ type EnforceClient struct {
 	// kovn-bench plot can draw the whole distribution.
 	DenyMs    []float64 `json:"denyMs,omitempty"`
 	RestoreMs []float64 `json:"restoreMs,omitempty"`
+	// Every probe of the completed rounds' steps, by full outcome, and
+	// every flap probe.
+	DenyProbes    EnforceProbes `json:"denyProbes"`
+	RestoreProbes EnforceProbes `json:"restoreProbes"`
 }
 
 func (r *EnforceResult) rows() []row {
@@ -96,15 +107,25 @@ func (r *EnforceResult) rows() []row {
 		rows = append(rows,
 			row{k + ": deny policy → first refused probe", c.Deny.String()},
 			row{k + ": policy deleted → first answered probe", c.Restore.String()},
-			row{k + ": rounds / flaps", fmt.Sprintf("%d / %d (client on %s)", c.Rounds, c.Flaps, c.Node)})
+			row{k + ": rounds / flaps", fmt.Sprintf("%d / %d (client on %s)", c.Rounds, c.Flaps, c.Node)},
+			row{k + ": deny step probes", c.DenyProbes.String()},
+			row{k + ": restore step probes", c.RestoreProbes.String()})
 	}
 	return rows
 }
 
-// probeRecord is one probe; Answered means something only once Done.
+// String is a table cell: the counts by kind, of the flap probes too.
+func (e EnforceProbes) String() string {
+	return fmt.Sprintf("%s; SYN resent %d; flap probes: %s", kindCounts(e.Kinds), e.SynRetrans, kindCounts(e.FlapKinds))
+}
+
+// probeRecord is one probe. Done and Answered are its outcome within the
+// probe timeout, which the latencies use; Answered means something only
+// once Done. Kind (empty while the probe runs) is its outcome in full.
 type probeRecord struct {
 	Start          time.Time
 	Done, Answered bool
+	probeOutcome
 }
 
 // settleLatency finds, among the probes begun at or after t0, the first
@@ -140,23 +161,121 @@ func settleLatency(recs []probeRecord, t0 time.Time, want bool, settle time.Dura
 	return 0, flaps, false
 }
 
+// EnforceProbes counts one client's probes of one step (deny: begun from
+// the policy's create to its delete; restore: from the delete to the
+// round's end) over the rounds, by the kind of their full outcome.
+type EnforceProbes struct {
+	Kinds map[string]int `json:"kinds"`
+	// SynRetrans counts the probes whose SYN the client's kernel sent
+	// more than once (TCP_INFO total_retrans before connect ended).
+	SynRetrans int `json:"synRetrans"`
+	// Flap probes are those with the old outcome begun after the first
+	// probe with the new one and before the one the latency is taken at.
+	FlapKinds map[string]int `json:"flapKinds,omitempty"`
+	Flaps     []EnforceFlap  `json:"flaps,omitempty"`
+}
+
+// EnforceFlap is one flap probe.
+type EnforceFlap struct {
+	Round int `json:"round"`
+	// AtMs is when the probe began, after t0 (deny) or t1 (restore);
+	// FirstMs when the first probe with the new outcome did, LatencyMs
+	// the round's latency (the probe it is taken at).
+	AtMs      float64 `json:"atMs"`
+	FirstMs   float64 `json:"firstMs"`
+	LatencyMs float64 `json:"latencyMs"`
+	Kind      string  `json:"kind"`
+	// TookMs: start → reply, error or the late limit; ConnectMs:
+	// start → connect's end (0: it had not ended by the late limit).
+	TookMs     float64 `json:"tookMs"`
+	ConnectMs  float64 `json:"connectMs"`
+	SynRetrans int     `json:"synRetrans"`
+}
+
+// add counts the finished probes begun in [from, to) (to zero: no end),
+// whose latency, the settled outcome want's, is lat after from.
+func (e *EnforceProbes) add(round int, recs []probeRecord, from, to time.Time, want bool, lat time.Duration) {
+	if e.Kinds == nil {
+		e.Kinds = map[string]int{}
+	}
+	s := slices.Clone(recs)
+	slices.SortStableFunc(s, func(a, b probeRecord) int { return a.Start.Compare(b.Start) })
+	first := time.Time{}
+	settled := from.Add(lat)
+	for _, r := range s {
+		if r.Start.Before(from) || (!to.IsZero() && !r.Start.Before(to)) {
+			continue
+		}
+		kind := cmp.Or(r.Kind, "running")
+		e.Kinds[kind]++
+		if r.SynRetrans > 0 {
+			e.SynRetrans++
+		}
+		switch {
+		case !r.Done || !r.Start.Before(settled):
+			continue
+		case r.Answered == want:
+			if first.IsZero() {
+				first = r.Start
+			}
+			continue
+		case first.IsZero():
+			continue // the old outcome, still in force
+		}
+		if e.FlapKinds == nil {
+			e.FlapKinds = map[string]int{}
+		}
+		e.FlapKinds[kind]++
+		e.Flaps = append(e.Flaps, EnforceFlap{Round: round, AtMs: ms(r.Start.Sub(from)), FirstMs: ms(first.Sub(from)), LatencyMs: ms(lat),
+			Kind: kind, TookMs: ms(r.Took), ConnectMs: ms(r.Connect), SynRetrans: r.SynRetrans})
+	}
+}
+
+// kindCounts prints counts in probeKinds' order, then any other.
+func kindCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range probeKinds {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(probeKinds, k) && m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // enforceClient is a pod probes start from.
 type enforceClient struct{ kind, pod, node, netns string }
 
 // prober starts a TCP probe from a client every interval, each on its own
 // goroutine so that a dropped one does not delay the next.
 type prober struct {
-	c       enforceClient
-	addr    string
-	timeout time.Duration
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	recs    []probeRecord
-	err     error // entering the netns failed: no outcome at all
+	c                  enforceClient
+	netns              ns.NetNS
+	addr               netip.AddrPort
+	timeout, lateLimit time.Duration
+	wg                 sync.WaitGroup
+	mu                 sync.Mutex
+	recs               []probeRecord
+	err                error // making a socket in the netns failed: no outcome at all
 }
 
-func startProber(ctx context.Context, c enforceClient, addr string, interval, timeout time.Duration) *prober {
-	p := &prober{c: c, addr: addr, timeout: timeout}
+func startProber(ctx context.Context, c enforceClient, addr string, interval, timeout, lateLimit time.Duration) (*prober, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	netns, err := ns.GetNS(c.netns)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.pod, err)
+	}
+	p := &prober{c: c, netns: netns, addr: ap, timeout: timeout, lateLimit: cmp.Or(lateLimit, DefaultLateLimit)}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -164,7 +283,7 @@ func startProber(ctx context.Context, c enforceClient, addr string, interval, ti
 		defer tick.Stop()
 		for {
 			p.wg.Add(1)
-			go p.one(ctx)
+			go p.one()
 			select {
 			case <-ctx.Done():
 				return
@@ -172,28 +291,34 @@ func startProber(ctx context.Context, c enforceClient, addr string, interval, ti
 			}
 		}
 	}()
-	return p
+	return p, nil
 }
 
-func (p *prober) one(ctx context.Context) {
+// wait waits for the probes begun, each until its outcome or late limit.
+func (p *prober) wait() {
+	p.wg.Wait()
+	p.netns.Close()
+}
+
+func (p *prober) one() {
 	defer p.wg.Done()
-	err := ns.WithNetNSPath(p.c.netns, func(ns.NetNS) error {
-		// Stamped and appended under one lock, the records stay in start
-		// order: a record not yet there began after all that are.
+	// Stamped and appended under one lock, the records stay in start
+	// order: a record not yet there began after all that are.
+	p.mu.Lock()
+	i := len(p.recs)
+	start := time.Now()
+	p.recs = append(p.recs, probeRecord{Start: start})
+	p.mu.Unlock()
+	o := tcpProbe(p.netns, p.addr, start, p.timeout, p.lateLimit, func(answered bool) {
 		p.mu.Lock()
-		i := len(p.recs)
-		p.recs = append(p.recs, probeRecord{Start: time.Now()})
+		p.recs[i].Done, p.recs[i].Answered = true, answered
 		p.mu.Unlock()
-		_, _, perr := probe.Probe(ctx, "tcp", p.addr, p.timeout)
-		p.mu.Lock()
-		p.recs[i].Done, p.recs[i].Answered = true, perr == nil
-		p.mu.Unlock()
-		return nil
 	})
-	if err != nil && ctx.Err() == nil {
-		p.mu.Lock()
-		p.err = cmp.Or(p.err, fmt.Errorf("%s: enter netns: %w", p.c.pod, err))
-		p.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recs[i].probeOutcome = o
+	if o.netnsErr != nil {
+		p.err = cmp.Or(p.err, fmt.Errorf("%s: %w", p.c.pod, o.netnsErr))
 	}
 }
 
@@ -207,9 +332,12 @@ func (p *prober) snapshot() ([]probeRecord, error) {
 func (p *prober) seen(t time.Time, flaps int) string {
 	recs, _ := p.snapshot()
 	var answered, refused, running int
+	kinds := map[string]int{}
+	var lastErr string
 	for _, r := range recs {
 		switch {
 		case r.Start.Before(t):
+			continue
 		case !r.Done:
 			running++
 		case r.Answered:
@@ -217,8 +345,17 @@ func (p *prober) seen(t time.Time, flaps int) string {
 		default:
 			refused++
 		}
+		if r.Kind != "" {
+			kinds[r.Kind]++
+		}
+		if r.Kind == ProbeError {
+			lastErr = r.Err
+		}
 	}
-	return fmt.Sprintf("%s (%s): %d answered, %d not, %d running, %d flaps", p.c.pod, p.c.kind, answered, refused, running, flaps)
+	if lastErr != "" {
+		lastErr = " (last error: " + lastErr + ")"
+	}
+	return fmt.Sprintf("%s (%s): %d answered, %d not, %d running, %d flaps; finished: %s%s", p.c.pod, p.c.kind, answered, refused, running, flaps, kindCounts(kinds), lastErr)
 }
 
 // steady waits until every prober has settled on want after t.
@@ -257,18 +394,24 @@ func steady(ctx context.Context, o EnforceOptions, ps []*prober, t time.Time, wa
 }
 
 // enforceRound creates the deny policy and deletes it, probing throughout.
-func enforceRound(ctx context.Context, cs kubernetes.Interface, o EnforceOptions, clients []enforceClient, addr string) (deny, restore []time.Duration, flaps []int, err error) {
+// Once both steps are steady it stops the probes and waits for the last
+// ones' full outcomes, which it adds to the clients' counts.
+func enforceRound(ctx context.Context, cs kubernetes.Interface, o EnforceOptions, round int, clients []enforceClient, addr string, res []EnforceClient) (deny, restore []time.Duration, flaps []int, err error) {
 	pctx, stop := context.WithCancel(ctx)
-	ps := make([]*prober, len(clients))
-	for i, c := range clients {
-		ps[i] = startProber(pctx, c, addr, o.Interval, o.ProbeTimeout)
-	}
+	ps := make([]*prober, 0, len(clients))
 	defer func() {
 		stop()
 		for _, p := range ps {
-			p.wg.Wait()
+			p.wait()
 		}
 	}()
+	for _, c := range clients {
+		p, err := startProber(pctx, c, addr, o.Interval, o.ProbeTimeout, o.LateLimit)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ps = append(ps, p)
+	}
 	api := cs.NetworkingV1().NetworkPolicies(EnforceNamespace)
 	t0 := time.Now()
 	if _, err := api.Create(ctx, denyPolicy(), metav1.CreateOptions{}); err != nil {
@@ -286,6 +429,17 @@ func enforceRound(ctx context.Context, cs kubernetes.Interface, o EnforceOptions
 	if err != nil {
 		return deny, nil, f1, err
 	}
+	stop()
+	for i, p := range ps {
+		p.wait()
+		recs, _ := p.snapshot()
+		res[i].DenyProbes.add(round, recs, t0, t1, false, deny[i])
+		res[i].RestoreProbes.add(round, recs, t1, time.Time{}, true, restore[i])
+		if err := o.trace(round, clients[i], t0, t1, recs); err != nil {
+			return deny, restore, f1, err
+		}
+	}
+	ps = nil
 	for i := range f1 {
 		f1[i] += f2[i]
 	}
@@ -334,7 +488,7 @@ func RunEnforce(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o Enfo
 			err = errors.Join(err, fmt.Errorf("delete namespace %s: %w", EnforceNamespace, derr))
 		}
 	}()
-	res = &EnforceResult{Rounds: o.Rounds, ServerNode: o.ServerNode, IntervalMs: ms(o.Interval), ProbeTimeoutMs: ms(o.ProbeTimeout), SettleMs: ms(o.Settle)}
+	res = &EnforceResult{Rounds: o.Rounds, ServerNode: o.ServerNode, IntervalMs: ms(o.Interval), ProbeTimeoutMs: ms(o.ProbeTimeout), LateLimitMs: ms(cmp.Or(o.LateLimit, DefaultLateLimit)), SettleMs: ms(o.Settle)}
 	clients := []enforceClient{{kind: "same-node", pod: "client-same", node: o.SameNodeClient}, {kind: "other-node", pod: "client-other", node: o.OtherNodeClient}}
 	pods := []*corev1.Pod{enforcePod("server", o.ServerNode, image)}
 	for _, c := range clients {
@@ -358,7 +512,7 @@ func RunEnforce(ctx context.Context, l *lab.Lab, cs kubernetes.Interface, o Enfo
 	}
 	deny, restore := make([][]time.Duration, len(clients)), make([][]time.Duration, len(clients))
 	for round := 1; round <= o.Rounds; round++ {
-		d, r, f, err := enforceRound(ctx, cs, o, clients, addr)
+		d, r, f, err := enforceRound(ctx, cs, o, round, clients, addr, res.Clients)
 		for i := range clients {
 			c := &res.Clients[i]
 			if d != nil {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -128,8 +129,11 @@ func TestProberSteady(t *testing.T) {
 	o := EnforceOptions{Interval: 5 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond, Settle: 50 * time.Millisecond, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := enforceClient{kind: "same-node", pod: "client-same", netns: "/proc/self/ns/net"}
-	p := startProber(ctx, c, ln.Addr().String(), o.Interval, o.ProbeTimeout)
-	defer func() { cancel(); p.wg.Wait() }()
+	p, err := startProber(ctx, c, ln.Addr().String(), o.Interval, o.ProbeTimeout, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); p.wait() }()
 	ps := []*prober{p}
 	if _, _, err := steady(ctx, o, ps, time.Now(), true, "up"); err != nil {
 		t.Fatal(err)
@@ -156,5 +160,51 @@ func TestProberSteady(t *testing.T) {
 		if recs[i].Start.Before(recs[i-1].Start) {
 			t.Fatalf("record %d began before record %d", i, i-1)
 		}
+	}
+}
+
+func TestEnforceProbesAdd(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// One probe every 10 ms from -20 ms; a kind per letter: a answered,
+	// l late, d dropped, r refused, s stalled; '?' running.
+	kinds := map[rune]string{'a': ProbeAnswered, 'l': ProbeLate, 'd': ProbeDropped, 'r': ProbeRefused, 's': ProbeStalled}
+	var recs []probeRecord
+	for i, c := range "aadaldaaddddddla?" {
+		r := probeRecord{Start: t0.Add(time.Duration(10*i-20) * time.Millisecond), Done: c != '?', Answered: c == 'a'}
+		r.Kind = kinds[c]
+		if c == 'l' {
+			r.SynRetrans = 1
+		}
+		recs = append(recs, r)
+	}
+	// Deny step: from t0 to 120 ms, latency 60 ms (the first of "dddddd").
+	var e EnforceProbes
+	e.add(3, recs, t0, t0.Add(120*time.Millisecond), false, 60*time.Millisecond)
+	want := map[string]int{ProbeAnswered: 3, ProbeLate: 1, ProbeDropped: 8}
+	if fmt.Sprint(e.Kinds) != fmt.Sprint(want) || e.SynRetrans != 1 {
+		t.Errorf("kinds %v (%d SYN resent), want %v (1)", e.Kinds, e.SynRetrans, want)
+	}
+	// The first refusal at 0 ms; then answered at 10, late (not answered
+	// in time: no flap), dropped, answered at 40 and 50 ms.
+	if len(e.Flaps) != 3 || e.Flaps[0].AtMs != 10 || e.Flaps[2].AtMs != 50 || e.FlapKinds[ProbeAnswered] != 3 {
+		t.Fatalf("flaps %+v (%v)", e.Flaps, e.FlapKinds)
+	}
+	if f := e.Flaps[0]; f.Round != 3 || f.FirstMs != 0 || f.LatencyMs != 60 || f.Kind != ProbeAnswered {
+		t.Errorf("flap %+v", f)
+	}
+	// Restore step from 120 ms to the end: late, answered, running; the
+	// running one is counted as such.
+	var r EnforceProbes
+	r.add(3, recs, t0.Add(120*time.Millisecond), time.Time{}, true, 10*time.Millisecond)
+	if r.Kinds[ProbeLate] != 1 || r.Kinds[ProbeAnswered] != 1 || r.Kinds["running"] != 1 || len(r.Flaps) != 0 {
+		t.Errorf("restore %+v", r)
+	}
+	// Counts add up over rounds.
+	r.add(4, recs, t0.Add(120*time.Millisecond), time.Time{}, true, 10*time.Millisecond)
+	if r.Kinds[ProbeLate] != 2 || r.SynRetrans != 2 {
+		t.Errorf("two rounds %+v", r)
+	}
+	if s := e.String(); s != "3 answered, 1 late, 8 dropped; SYN resent 1; flap probes: 3 answered" {
+		t.Errorf("cell %q", s)
 	}
 }
