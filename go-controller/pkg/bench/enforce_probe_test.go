@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,18 @@ func reply(c net.Conn) {
 	c.Write(probe.Reply{Pod: "bench-enforce/server", Node: "node1", Client: "127.0.0.1"}.Line())
 }
 
+// testServer answers as cmd/kovn-test-server does: it waits up to 150 ms
+// for a request line, writes the reply, half-closes and drains.
+func testServer(c net.Conn) {
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+	br.ReadSlice('\n')
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	reply(c)
+	c.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, br)
+}
+
 // TestTCPProbe gets every kind but "error" from loopback servers, in our
 // own network namespace.
 func TestTCPProbe(t *testing.T) {
@@ -87,8 +100,10 @@ func TestTCPProbe(t *testing.T) {
 		kind   string
 		inTime bool
 	}{
-		{"answered", serve(t, reply), ProbeAnswered, true},
-		{"late", serve(t, func(c net.Conn) { time.Sleep(2 * timeout); reply(c) }), ProbeLate, false},
+		// The server would wait 150 ms for a client that says nothing,
+		// longer than the timeout: the probe's newline saves that wait.
+		{"answered", serve(t, testServer), ProbeAnswered, true},
+		{"late", serve(t, func(c net.Conn) { time.Sleep(2 * timeout); testServer(c) }), ProbeLate, false},
 		{"stalled", serve(t, func(c net.Conn) { time.Sleep(late + time.Second) }), ProbeStalled, false},
 		{"reset", serve(t, func(c net.Conn) { c.Write([]byte("{")) }), ProbeReset, false},
 		{"malformed", serve(t, func(c net.Conn) { c.Write([]byte("hello\n")) }), ProbeError, false},

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kovn-io/kovn/go-controller/pkg/lab/probe"
 )
 
 func TestSettleLatency(t *testing.T) {
@@ -122,8 +120,7 @@ func TestProberSteady(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.Write(probe.Reply{Pod: "bench-enforce/server", Node: "node1", Client: "127.0.0.1"}.Line())
-			c.Close()
+			go func() { defer c.Close(); testServer(c) }()
 		}
 	}()
 	o := EnforceOptions{Interval: 5 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond, Settle: 50 * time.Millisecond, Timeout: 5 * time.Second}
