@@ -39,7 +39,7 @@ func TestClassify(t *testing.T) {
 }
 
 // serve runs a TCP server on loopback that handles each connection with f.
-func serve(t *testing.T, f func(net.Conn)) netip.AddrPort {
+func serve(t *testing.T, f func(net.Conn)) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,8 +55,10 @@ func serve(t *testing.T, f func(net.Conn)) netip.AddrPort {
 			go func() { defer c.Close(); f(c) }()
 		}
 	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return ln
 }
+
+func addrOf(ln net.Listener) netip.AddrPort { return netip.MustParseAddrPort(ln.Addr().String()) }
 
 func reply(c net.Conn) {
 	c.Write(probe.Reply{Pod: "bench-enforce/server", Node: "node1", Client: "127.0.0.1"}.Line())
@@ -102,11 +104,11 @@ func TestTCPProbe(t *testing.T) {
 	}{
 		// The server would wait 150 ms for a client that says nothing,
 		// longer than the timeout: the probe's newline saves that wait.
-		{"answered", serve(t, testServer), ProbeAnswered, true},
-		{"late", serve(t, func(c net.Conn) { time.Sleep(2 * timeout); testServer(c) }), ProbeLate, false},
-		{"stalled", serve(t, func(c net.Conn) { time.Sleep(late + time.Second) }), ProbeStalled, false},
-		{"reset", serve(t, func(c net.Conn) { c.Write([]byte("{")) }), ProbeReset, false},
-		{"malformed", serve(t, func(c net.Conn) { c.Write([]byte("hello\n")) }), ProbeError, false},
+		{"answered", addrOf(serve(t, testServer)), ProbeAnswered, true},
+		{"late", addrOf(serve(t, func(c net.Conn) { time.Sleep(2 * timeout); testServer(c) })), ProbeLate, false},
+		{"stalled", addrOf(serve(t, func(c net.Conn) { time.Sleep(late + time.Second) })), ProbeStalled, false},
+		{"reset", addrOf(serve(t, func(c net.Conn) { c.Write([]byte("{")) })), ProbeReset, false},
+		{"malformed", addrOf(serve(t, func(c net.Conn) { c.Write([]byte("hello\n")) })), ProbeError, false},
 		{"refused", closed(), ProbeRefused, false},
 		{"dropped", fullBacklog(t), ProbeDropped, false},
 	} {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -110,19 +109,7 @@ func TestProberSteady(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("entering a network namespace needs CAP_SYS_ADMIN")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); testServer(c) }()
-		}
-	}()
+	ln := serve(t, testServer)
 	o := EnforceOptions{Interval: 5 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond, Settle: 50 * time.Millisecond, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := enforceClient{kind: "same-node", pod: "client-same", netns: "/proc/self/ns/net"}
