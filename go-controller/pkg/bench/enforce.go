@@ -97,8 +97,8 @@ type EnforceClient struct {
 }
 
 func (r *EnforceResult) rows() []row {
-	rows := []row{{"enforce", fmt.Sprintf("%d rounds: deny-all ingress policy on %s/server (%s); TCP probes to :80 every %.0f ms (timeout %.0f ms); new state steady for %.0f ms",
-		r.Rounds, EnforceNamespace, r.ServerNode, r.IntervalMs, r.ProbeTimeoutMs, r.SettleMs)}}
+	rows := []row{{"enforce", fmt.Sprintf("%d rounds: deny-all ingress policy on %s/server (%s); TCP probes to :80 every %.0f ms (timeout %.0f ms, followed up to %.0f ms); new state steady for %.0f ms",
+		r.Rounds, EnforceNamespace, r.ServerNode, r.IntervalMs, r.ProbeTimeoutMs, r.LateLimitMs, r.SettleMs)}}
 	for _, c := range r.Clients {
 		if c.Deny.N == 0 {
 			continue
