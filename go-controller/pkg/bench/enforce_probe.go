@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -230,16 +231,7 @@ func connect(rc syscall.RawConn, addr netip.AddrPort) error {
 			return true
 		}
 	})
-	return cmpErr(werr, cerr)
-}
-
-func cmpErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
+	return cmp.Or(werr, cerr)
 }
 
 func sockaddr(a netip.AddrPort) unix.Sockaddr {
