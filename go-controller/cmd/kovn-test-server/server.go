@@ -17,8 +17,9 @@ import (
 
 const (
 	// sniffTimeout is how long a TCP client may take to reveal an HTTP
-	// request before it gets the raw line; raw probes send nothing and
-	// so pay this once per connection.
+	// request before it gets the raw line. The lab's probes send a bare
+	// newline and are answered at once; a client that sends nothing (nc,
+	// an old probe) pays this once per connection.
 	sniffTimeout = 150 * time.Millisecond
 	// ioTimeout bounds the rest of a connection so stuck clients cannot
 	// pile up goroutines.

@@ -122,6 +122,12 @@ func probeTCP(ctx context.Context, proto, addr string) (raw, op string, err erro
 	}
 	defer c.Close()
 	defer watch(ctx, c)()
+	// A bare newline tells the test server this is no HTTP client, so it
+	// answers at once; silent, a probe waited out the server's 150 ms
+	// sniff, and under load a short timeout took a late answer for a drop.
+	if _, err := c.Write([]byte("\n")); err != nil {
+		return "", "send", err
+	}
 	line, err := bufio.NewReader(io.LimitReader(c, maxReply)).ReadString('\n')
 	if err == io.EOF {
 		err = fmt.Errorf("%w %q: connection closed before a newline", ErrMalformed, line)

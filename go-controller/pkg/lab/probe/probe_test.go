@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -29,7 +30,9 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// tcpServer accepts connections on a loopback port and hands each to handle.
+// tcpServer accepts connections on a loopback port and hands each to
+// handle once it has read the probe's newline, as the test server does (a
+// socket closed with unread data resets the connection instead).
 func tcpServer(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,7 +46,14 @@ func tcpServer(t *testing.T, handle func(net.Conn)) string {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); handle(c) }()
+			go func() {
+				defer c.Close()
+				if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "\n" {
+					t.Errorf("probe sent %q (%v), want a bare newline", line, err)
+					return
+				}
+				handle(c)
+			}()
 		}
 	}()
 	return ln.Addr().String()
