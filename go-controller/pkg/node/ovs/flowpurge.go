@@ -45,8 +45,8 @@ type FlowPurger struct {
 	// Every, if positive, is the longest time between two purges.
 	Every time.Duration
 	// Monitor streams one line per OpenFlow change (default: ovs-ofctl
-	// monitor); Purge empties the datapath flow cache (default: ovs-appctl
-	// revalidator/purge).
+	// monitor); Purge empties the datapath flow cache (default:
+	// revalidator/purge on ovs-vswitchd's control socket).
 	Monitor func(ctx context.Context, bridge string) (io.ReadCloser, func() error, error)
 	Purge   func(ctx context.Context) error
 	// Purged, if set, is told after each purge (for tests and metrics):
@@ -158,11 +158,8 @@ func (p *FlowPurger) purge(ctx context.Context) error {
 	if p.Purge != nil {
 		return p.Purge(ctx)
 	}
-	out, err := exec.CommandContext(ctx, "ovs-appctl", "revalidator/purge").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ovs-appctl revalidator/purge: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	_, err := Appctl(ctx, "ovs-vswitchd", "revalidator/purge")
+	return err
 }
 
 // ofctlMonitor streams br-int's flow changes without the initial table
