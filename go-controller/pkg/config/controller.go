@@ -88,7 +88,12 @@ func ControllerFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "identity", Usage: "leader-election identity (default: hostname + pid)"}),
 		logVerbosityFlag(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "metrics-address", Value: ":9476", Usage: "serves /metrics, /healthz and /readyz"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "pod-workers", Value: 16, Usage: "parallel syncs in each of the pod, service and network policy controllers"}),
+		// A pod sync spends most of its time waiting: for its annotation
+		// PATCH (100-250 ms on a busy API server) and for its share of a
+		// batched NB transaction. With 16 workers W1's pods piled up behind
+		// those waits (the controller finished 3.3-5.5 s after the last
+		// create); with 64, 0.9-2.9 s, and bigger batches (docs/benchmarks.md).
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "pod-workers", Value: 64, Usage: "parallel syncs in each of the pod, service and network policy controllers"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "node-workers", Value: 4, Usage: "parallel syncs in the node controller"}),
 		&cli.BoolFlag{Name: "verify", Usage: "do not run: compute NB and the API writes kovn would make now, print them, exit 1 if there are any (0: converged)"},
 	}
