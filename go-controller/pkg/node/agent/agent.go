@@ -388,11 +388,14 @@ func keepHostNetwork(ctx context.Context, cfg *config.Node, o *ovs.Client, gw *h
 			}
 			return
 		}
-		patch, err := gateway.PatchPort(ctx, "", "br-ex")
+		// Ports from the OVSDB cache; only the flows and the fragment
+		// mode, which live in ovs-vswitchd, take ovs-ofctl.
+		patch, err := o.LocalnetPatchPort(ctx, "br-ex")
 		if err == nil {
 			err = gateway.EnsureFlows(ctx, gateway.Config{
 				Bridge: "br-ex", NIC: cfg.GatewayInterface, PatchPort: patch, NodeIP: gw.IP.Addr(), MAC: gw.MAC,
 				NodePorts: gateway.PortRange{Min: cfg.NodePortMin, Max: cfg.NodePortMax},
+				Resolve:   o.OFPort,
 			})
 		}
 		if err != nil && ctx.Err() == nil {

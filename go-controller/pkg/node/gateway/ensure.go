@@ -148,6 +148,9 @@ func resolvePorts(ctx context.Context, cfg Config) (ofports, error) {
 	if cfg.PatchPort != "" {
 		names = append(names, cfg.PatchPort)
 	}
+	if cfg.Resolve != nil {
+		return resolveWith(ctx, cfg, names)
+	}
 	var args []string
 	for _, n := range names {
 		args = append(args, "--", "get", "Interface", n, "ofport", "--", "iface-to-br", n)
@@ -169,6 +172,29 @@ func resolvePorts(ctx context.Context, cfg Config) (ofports, error) {
 		num, err := strconv.Atoi(ofport)
 		if err != nil || num <= 0 {
 			return ofports{}, fmt.Errorf("port %s has no OpenFlow number yet (ofport %s)", n, ofport)
+		}
+		nums[i] = num
+	}
+	p := ofports{nic: nums[0]}
+	if len(nums) > 1 {
+		p.patch = nums[1]
+	}
+	return p, nil
+}
+
+// resolveWith is resolvePorts through cfg.Resolve.
+func resolveWith(ctx context.Context, cfg Config, names []string) (ofports, error) {
+	nums := make([]int, len(names))
+	for i, n := range names {
+		num, br, err := cfg.Resolve(ctx, n)
+		if err != nil {
+			return ofports{}, err
+		}
+		if br != cfg.Bridge {
+			return ofports{}, fmt.Errorf("port %s is on bridge %q, not %s", n, br, cfg.Bridge)
+		}
+		if num <= 0 {
+			return ofports{}, fmt.Errorf("port %s has no OpenFlow number yet", n)
 		}
 		nums[i] = num
 	}

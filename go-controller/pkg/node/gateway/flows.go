@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -45,6 +46,10 @@ type Config struct {
 	// <Bridge>.mgmt live; "" leaves the choice to ovs-vsctl and ovs-ofctl
 	// ($OVS_RUNDIR, else /var/run/openvswitch).
 	RunDir string
+	// Resolve, if set, gives an interface's OpenFlow number and the bridge
+	// it is on (kovn-node reads them from its OVSDB cache); nil asks
+	// ovs-vsctl.
+	Resolve func(ctx context.Context, iface string) (ofport int, bridge string, err error)
 }
 
 func (c Config) validate() error {

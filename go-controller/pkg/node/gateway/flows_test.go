@@ -203,3 +203,40 @@ func TestNodePortFlows(t *testing.T) {
 		t.Error("a node port range overlapping the SNAT ports was accepted")
 	}
 }
+
+// Ports resolved through Config.Resolve (kovn-node's OVSDB cache) are
+// checked as ovs-vsctl's answers are: on the bridge, and numbered.
+func TestResolveWith(t *testing.T) {
+	numbers := map[string]struct {
+		n  int
+		br string
+	}{"eth0": {1, "br-ex"}, "patch-lnet-n1-to-br-int": {7, "br-ex"}}
+	cfg := testConfig()
+	cfg.Resolve = func(_ context.Context, name string) (int, string, error) {
+		p, ok := numbers[name]
+		if !ok {
+			return 0, "", fmt.Errorf("no interface %s", name)
+		}
+		return p.n, p.br, nil
+	}
+	got, err := resolvePorts(context.Background(), cfg)
+	if err != nil || got != (ofports{nic: 1, patch: 7}) {
+		t.Fatalf("resolvePorts = %+v, %v", got, err)
+	}
+	for name, tc := range map[string]struct {
+		n    int
+		br   string
+		want string
+	}{
+		"on another bridge": {1, "br-int", `port eth0 is on bridge "br-int", not br-ex`},
+		"not numbered yet":  {0, "br-ex", "port eth0 has no OpenFlow number yet"},
+	} {
+		numbers["eth0"] = struct {
+			n  int
+			br string
+		}{tc.n, tc.br}
+		if _, err := resolvePorts(context.Background(), cfg); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
