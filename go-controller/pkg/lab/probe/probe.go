@@ -21,12 +21,6 @@ import (
 	"time"
 )
 
-// TCPRequest is what a TCP probe sends once connected: a bare newline
-// tells the test server this is no HTTP client, so it answers at once.
-// Silent, a probe waited out the server's 150 ms HTTP sniff, and under
-// load a short timeout took that late answer for a drop.
-var TCPRequest = []byte("\n")
-
 // Reply is the test server's answer.
 type Reply struct {
 	Pod    string `json:"pod"`    // "namespace/name", or a free-form name such as "external"
@@ -128,7 +122,10 @@ func probeTCP(ctx context.Context, proto, addr string) (raw, op string, err erro
 	}
 	defer c.Close()
 	defer watch(ctx, c)()
-	if _, err := c.Write(TCPRequest); err != nil {
+	// A bare newline tells the test server this is no HTTP client, so it
+	// answers at once; silent, a probe waited out the server's 150 ms
+	// sniff, and under load a short timeout took a late answer for a drop.
+	if _, err := c.Write([]byte("\n")); err != nil {
 		return "", "send", err
 	}
 	line, err := bufio.NewReader(io.LimitReader(c, maxReply)).ReadString('\n')

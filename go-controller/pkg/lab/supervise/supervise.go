@@ -200,49 +200,19 @@ func (s *Supervisor) Stop(name string, sig syscall.Signal, grace time.Duration) 
 	return nil
 }
 
-// Alive is true for a process of which any thread has not exited yet.
-//
-// The main thread of a multi-threaded process (every Go daemon) can be a
-// zombie while its other threads still run their exit, and the process's
-// sockets close only when the last of them is done: a kube-apiserver
-// restarted 250 ms after kill -9, when only its main thread was a zombie,
-// found :6443 still bound and exited. So a zombie main thread counts as
-// gone only once no other thread is left.
-func Alive(pid int) bool { return aliveIn("/proc", pid) }
-
-func aliveIn(proc string, pid int) bool {
-	state, ok := taskState(filepath.Join(proc, strconv.Itoa(pid), "stat"))
-	if !ok {
-		return false
-	}
-	if state != 'Z' && state != 'X' {
-		return true
-	}
-	tasks, _ := os.ReadDir(filepath.Join(proc, strconv.Itoa(pid), "task"))
-	for _, t := range tasks {
-		if t.Name() == strconv.Itoa(pid) {
-			continue
-		}
-		if st, ok := taskState(filepath.Join(proc, strconv.Itoa(pid), "task", t.Name(), "stat")); ok && st != 'X' {
-			return true
-		}
-	}
-	return false
-}
-
-// taskState reads the state letter of a /proc stat file.
-func taskState(path string) (byte, bool) {
-	b, err := os.ReadFile(path)
+// Alive is true for an existing process that is not a zombie.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, false
+		return false
 	}
 	// The state follows the parenthesised command name, which may itself
 	// contain spaces or parentheses.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 || i+2 >= len(b) {
-		return 0, false
+		return false
 	}
-	return b[i+2], true
+	return b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
 // WaitGone polls until pid is gone or the timeout passes.

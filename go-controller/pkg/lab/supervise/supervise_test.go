@@ -105,38 +105,3 @@ func TestNamespacedStartFailsClearly(t *testing.T) {
 		t.Fatalf("want a clear error for a missing binary, got %v", err)
 	}
 }
-
-// A process whose main thread is a zombie is alive while another of its
-// threads is still exiting: its sockets are not closed yet.
-func TestAliveWaitsForEveryThread(t *testing.T) {
-	proc := t.TempDir()
-	stat := func(path, state string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte("42 (kube apiserver) "+state+" 1 42 42 0 -1\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	leader := filepath.Join(proc, "42", "stat")
-	if aliveIn(proc, 42) {
-		t.Error("no such process: alive")
-	}
-	stat(leader, "S")
-	if !aliveIn(proc, 42) {
-		t.Error("sleeping process: not alive")
-	}
-	stat(leader, "Z")
-	stat(filepath.Join(proc, "42", "task", "42", "stat"), "Z")
-	stat(filepath.Join(proc, "42", "task", "43", "stat"), "R")
-	if !aliveIn(proc, 42) {
-		t.Error("zombie main thread with a thread still running: not alive")
-	}
-	if err := os.RemoveAll(filepath.Join(proc, "42", "task", "43")); err != nil {
-		t.Fatal(err)
-	}
-	if aliveIn(proc, 42) {
-		t.Error("zombie with no other thread: alive")
-	}
-}

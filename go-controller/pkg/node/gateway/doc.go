@@ -94,6 +94,6 @@
 //
 // The patch port appears only after the GR and its localnet port reach the
 // southbound database, so EnsureFlows works without it (host-only flows) and
-// is meant to be called again once ovs.Client.LocalnetPatchPort finds it, and whenever the
+// is meant to be called again once PatchPort finds it, and whenever the
 // ports' OpenFlow numbers may have changed: they are part of the hash.
 package gateway

@@ -3,19 +3,21 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/digitalocean/go-openvswitch/ovs"
 )
 
-// defaultTimeout bounds a call whose context has no deadline:
-// ovs-ofctl otherwise waits forever for a daemon that does not answer.
+// defaultTimeout bounds a call whose context has no deadline: ovs-vsctl and
+// ovs-ofctl otherwise wait forever for a daemon that does not answer.
 const defaultTimeout = 30 * time.Second
 
 // EnsureFlows makes cfg.Bridge's kovn flows equal to the rule set of cfg,
@@ -81,15 +83,107 @@ func ensureFragMode(ctx context.Context, target, bridge string) error {
 	return nil
 }
 
-// resolvePorts gets the ports' OpenFlow numbers through cfg.Resolve
-// (from OVSDB, not from OpenFlow: OpenFlow truncates port names to 15
-// characters and ovn-controller's patch port names are longer), and checks
-// each is on the bridge and numbered.
+// PatchPort returns the patch port ovn-controller created on bridge for a
+// localnet port (it sets external_ids:ovn-localnet-port on the Port row,
+// not the Interface — seen on OVN 23.03), or "" when
+// there is none yet. runDir is as in Config. More than one such port is an
+// error: the caller must then say which localnet port is the gateway's.
+func PatchPort(ctx context.Context, runDir, bridge string) (string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	out, err := vsctl(ctx, runDir, "--format=json", "--columns=name,external_ids", "list", "Port")
+	if err != nil {
+		return "", err
+	}
+	var table struct {
+		Data [][]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		return "", fmt.Errorf("parse ovs-vsctl find output: %w", err)
+	}
+	out, err = vsctl(ctx, runDir, "list-ports", bridge)
+	if err != nil {
+		return "", err
+	}
+	onBridge := strings.Fields(string(out))
+	var found []string
+	for _, row := range table.Data {
+		var name string
+		var ids []any // ["map", [[key, value], ...]]
+		if len(row) != 2 || json.Unmarshal(row[0], &name) != nil || json.Unmarshal(row[1], &ids) != nil {
+			return "", fmt.Errorf("unexpected ovs-vsctl row %s", row)
+		}
+		if slices.Contains(onBridge, name) && hasKey(ids, "ovn-localnet-port") {
+			found = append(found, name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", nil
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("bridge %s has several localnet patch ports: %s", bridge, strings.Join(found, ", "))
+}
+
+// hasKey reports whether an OVSDB map in JSON form holds key.
+func hasKey(m []any, key string) bool {
+	if len(m) != 2 || m[0] != "map" {
+		return false
+	}
+	pairs, _ := m[1].([]any)
+	for _, p := range pairs {
+		if kv, ok := p.([]any); ok && len(kv) == 2 && kv[0] == key {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePorts reads the ports' OpenFlow numbers from OVSDB, not from
+// OpenFlow: OpenFlow truncates port names to 15 characters and
+// ovn-controller's patch port names are longer.
 func resolvePorts(ctx context.Context, cfg Config) (ofports, error) {
 	names := []string{cfg.NIC}
 	if cfg.PatchPort != "" {
 		names = append(names, cfg.PatchPort)
 	}
+	if cfg.Resolve != nil {
+		return resolveWith(ctx, cfg, names)
+	}
+	var args []string
+	for _, n := range names {
+		args = append(args, "--", "get", "Interface", n, "ofport", "--", "iface-to-br", n)
+	}
+	out, err := vsctl(ctx, cfg.RunDir, args...)
+	if err != nil {
+		return ofports{}, err
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) != 2*len(names) {
+		return ofports{}, fmt.Errorf("unexpected ovs-vsctl output %q", out)
+	}
+	nums := make([]int, len(names))
+	for i, n := range names {
+		ofport, br := lines[2*i], lines[2*i+1]
+		if br != cfg.Bridge {
+			return ofports{}, fmt.Errorf("port %s is on bridge %s, not %s", n, br, cfg.Bridge)
+		}
+		num, err := strconv.Atoi(ofport)
+		if err != nil || num <= 0 {
+			return ofports{}, fmt.Errorf("port %s has no OpenFlow number yet (ofport %s)", n, ofport)
+		}
+		nums[i] = num
+	}
+	p := ofports{nic: nums[0]}
+	if len(nums) > 1 {
+		p.patch = nums[1]
+	}
+	return p, nil
+}
+
+// resolveWith is resolvePorts through cfg.Resolve.
+func resolveWith(ctx context.Context, cfg Config, names []string) (ofports, error) {
 	nums := make([]int, len(names))
 	for i, n := range names {
 		num, br, err := cfg.Resolve(ctx, n)
@@ -127,6 +221,13 @@ func ofTarget(runDir, bridge string) string {
 		return bridge
 	}
 	return "unix:" + filepath.Join(runDir, bridge+".mgmt")
+}
+
+func vsctl(ctx context.Context, runDir string, args ...string) ([]byte, error) {
+	if runDir != "" {
+		args = append([]string{"--db=unix:" + filepath.Join(runDir, "db.sock")}, args...)
+	}
+	return run(ctx, nil, "ovs-vsctl", args...)
 }
 
 // newClient returns a go-openvswitch client whose commands die with ctx;

@@ -30,7 +30,7 @@ type Config struct {
 	// NIC is the bridge's port to the physical network (eth0).
 	NIC string
 	// PatchPort is ovn-controller's patch port from Bridge to br-int for
-	// the localnet port; "" until it exists (ovs.Client.LocalnetPatchPort), in which case
+	// the localnet port; "" until it exists (see PatchPort), in which case
 	// only the host's flows are installed.
 	PatchPort string
 	// NodeIP is the address shared by the host and GR_<node>; IPv4 only.
@@ -42,13 +42,13 @@ type Config struct {
 	// new connections to the node IP on these TCP and UDP ports belong to
 	// the GR's load balancers, not to the host. The zero range steers none.
 	NodePorts PortRange
-	// RunDir is Open vSwitch's run directory, where <Bridge>.mgmt lives;
-	// "" leaves the choice to ovs-ofctl ($OVS_RUNDIR, else
-	// /var/run/openvswitch).
+	// RunDir is Open vSwitch's run directory, where db.sock and
+	// <Bridge>.mgmt live; "" leaves the choice to ovs-vsctl and ovs-ofctl
+	// ($OVS_RUNDIR, else /var/run/openvswitch).
 	RunDir string
-	// Resolve gives an interface's OpenFlow number (0: not numbered yet)
-	// and the bridge it is on: ovs.Client.OFPort, from kovn-node's OVSDB
-	// cache, which the check every 2 s reads instead of running ovs-vsctl.
+	// Resolve, if set, gives an interface's OpenFlow number and the bridge
+	// it is on (kovn-node reads them from its OVSDB cache); nil asks
+	// ovs-vsctl.
 	Resolve func(ctx context.Context, iface string) (ofport int, bridge string, err error)
 }
 
@@ -59,9 +59,6 @@ func (c Config) validate() error {
 	}
 	if c.NIC == "" {
 		errs = append(errs, errors.New("NIC is empty"))
-	}
-	if c.Resolve == nil {
-		errs = append(errs, errors.New("no Resolve for the ports' OpenFlow numbers"))
 	}
 	if !c.NodeIP.Is4() {
 		errs = append(errs, fmt.Errorf("node IP %v: only IPv4 is supported", c.NodeIP))

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 
 	"context"
@@ -13,8 +12,7 @@ import (
 
 func testConfig() Config {
 	mac, _ := net.ParseMAC("02:00:00:77:00:02")
-	return Config{Bridge: "br-ex", NIC: "eth0", PatchPort: "patch-lnet-n1-to-br-int", NodeIP: netip.MustParseAddr("192.168.77.2"), MAC: mac,
-		Resolve: func(context.Context, string) (int, string, error) { return 0, "", errors.New("no OVS in unit tests") }}
+	return Config{Bridge: "br-ex", NIC: "eth0", PatchPort: "patch-lnet-n1-to-br-int", NodeIP: netip.MustParseAddr("192.168.77.2"), MAC: mac}
 }
 
 func TestValidate(t *testing.T) {
@@ -29,7 +27,6 @@ func TestValidate(t *testing.T) {
 	for name, mutate := range map[string]func(*Config){
 		"no bridge":        func(c *Config) { c.Bridge = "" },
 		"no NIC":           func(c *Config) { c.NIC = "" },
-		"no Resolve":       func(c *Config) { c.Resolve = nil },
 		"IPv6":             func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::2") },
 		"no IP":            func(c *Config) { c.NodeIP = netip.Addr{} },
 		"no MAC":           func(c *Config) { c.MAC = nil },
@@ -49,7 +46,7 @@ func TestValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("empty config accepted")
 	}
-	for _, want := range []string{"bridge", "NIC", "Resolve", "node IP", "MAC"} {
+	for _, want := range []string{"bridge", "NIC", "node IP", "MAC"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("empty config: error %q does not mention %s", err, want)
 		}
@@ -207,9 +204,9 @@ func TestNodePortFlows(t *testing.T) {
 	}
 }
 
-// Ports resolved through Config.Resolve (kovn-node's OVSDB cache) must be
-// on the bridge and numbered.
-func TestResolvePorts(t *testing.T) {
+// Ports resolved through Config.Resolve (kovn-node's OVSDB cache) are
+// checked as ovs-vsctl's answers are: on the bridge, and numbered.
+func TestResolveWith(t *testing.T) {
 	numbers := map[string]struct {
 		n  int
 		br string

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kovn-io/kovn/go-controller/pkg/node/gateway"
-	"github.com/kovn-io/kovn/go-controller/pkg/node/ovs"
 	own "github.com/kovn-io/kovn/go-controller/pkg/ownership"
 )
 
@@ -45,36 +43,15 @@ func TestSharedGateway(t *testing.T) {
 			t.Fatalf("EnsureFlows: %v", err)
 		}
 	}
-	// The ports as kovn-node reads them: from its OVSDB cache.
-	octx, ocancel := context.WithTimeout(context.Background(), stepTimeout)
-	o, err := ovs.Connect(octx, "unix:"+filepath.Join(l.dir, "db.sock"))
-	ocancel()
-	if err != nil {
-		t.Fatalf("connect to OVSDB: %v", err)
-	}
-	defer o.Close()
 	patchPort := func() string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 		defer cancel()
-		p, err := o.LocalnetPatchPort(ctx, "br-ex")
+		p, err := gateway.PatchPort(ctx, l.dir, "br-ex")
 		if err != nil {
-			t.Fatalf("LocalnetPatchPort: %v", err)
+			t.Fatalf("PatchPort: %v", err)
 		}
 		return p
-	}
-	// numbered waits until ovs-vswitchd's OpenFlow numbers of ports have
-	// reached the cache (kovn-node's check every 2 s just tries again).
-	numbered := func(ports ...string) {
-		t.Helper()
-		l.waitFor("OpenFlow numbers of "+strings.Join(ports, ", "), func() error {
-			for _, p := range ports {
-				if n, _, err := o.OFPort(context.Background(), p); err != nil || n <= 0 {
-					return fmt.Errorf("%s: ofport %d, %v", p, n, err)
-				}
-			}
-			return nil
-		})
 	}
 	// The design needs the host's ephemeral ports below the GR's range.
 	if r := strings.Fields(l.run("ip", "netns", "exec", l.ns["host"], "cat", "/proc/sys/net/ipv4/ip_local_port_range")); len(r) != 2 {
@@ -83,7 +60,7 @@ func TestSharedGateway(t *testing.T) {
 		t.Fatalf("host ip_local_port_range %s-%s reaches the GR's SNAT ports %s", r[0], r[1], own.GatewaySNATPortRange)
 	}
 	mac, _ := net.ParseMAC(sharedMAC)
-	cfg := gateway.Config{Bridge: "br-ex", NIC: "eth0", NodeIP: netip.MustParseAddr(nodeIP), MAC: mac, RunDir: l.dir, Resolve: o.OFPort}
+	cfg := gateway.Config{Bridge: "br-ex", NIC: "eth0", NodeIP: netip.MustParseAddr(nodeIP), MAC: mac, RunDir: l.dir}
 	server, udpServer := outsideIP+":8080", outsideIP+":8081"
 	l.serve("outside", server, peer)
 	l.serveUDP("outside", outsideIP+":8080", 1, udpPeer)
@@ -97,9 +74,8 @@ func TestSharedGateway(t *testing.T) {
 	// Before ovn-controller has bound the localnet port: no patch port yet,
 	// and the host alone must work.
 	if p := patchPort(); p != "" {
-		t.Fatalf("patch port before OVN = %q, want none", p)
+		t.Fatalf("PatchPort before OVN = %q, want none", p)
 	}
-	numbered("eth0")
 	ensure(cfg)
 	c, err := l.dial("host", ":0", server)
 	if err == nil {
@@ -122,13 +98,9 @@ func TestSharedGateway(t *testing.T) {
 		l.serveUDP("ovn", nodeIP+port, 1, udpNamed("ovn"))
 	}
 	l.serve("ovn", grLinkIP+":7070", named("ovn"))
-	l.waitFor("the patch port in the cache", func() error {
-		if cfg.PatchPort = patchPort(); cfg.PatchPort != patchExt {
-			return fmt.Errorf("patch port %q, want %q", cfg.PatchPort, patchExt)
-		}
-		return nil
-	})
-	numbered("eth0", patchExt)
+	if cfg.PatchPort = patchPort(); cfg.PatchPort != patchExt {
+		t.Fatalf("PatchPort = %q, want %q", cfg.PatchPort, patchExt)
+	}
 	ensure(cfg)
 	for _, role := range []string{"host", "outside", "ovn"} {
 		l.ip(role, "neigh", "flush", "all")

@@ -58,7 +58,7 @@ func Appctl(ctx context.Context, target, command string, args ...string) (string
 		}
 		return "", fmt.Errorf("%s %s: reply: %w", target, command, err)
 	}
-	if reply.Error != nil { // a JSON null leaves the pointer nil
+	if reply.Error != nil && string(*reply.Error) != "null" {
 		var msg string
 		if json.Unmarshal(*reply.Error, &msg) != nil {
 			msg = string(*reply.Error)
